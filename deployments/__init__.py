@@ -1,0 +1,1 @@
+"""Ray Serve applications. Everything that imports ``ray`` lives in this package."""

@@ -1,0 +1,61 @@
+"""``callcov-serve``: migrate the database, then run the Serve config on a local Ray instance.
+
+This is ``serve run configs/serve.local.yaml`` with the database migrated first and the embedded
+data directory made absolute, so every Ray worker finds the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from callcov.config import get_settings
+from callcov.db import run_migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "configs" / "serve.local.yaml"
+
+
+def prepare_config(path: Path, host: str | None, port: int | None) -> Path:
+    if host is None and port is None:
+        return path
+    config = yaml.safe_load(path.read_text())
+    http = config.setdefault("http_options", {})
+    if host is not None:
+        http["host"] = host
+    if port is not None:
+        http["port"] = port
+    handle, name = tempfile.mkstemp(prefix="callcov-serve-", suffix=".yaml")
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(config, out)
+    return Path(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="callcov-serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--skip-migrations", action="store_true")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    os.environ["CALLCOV_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "deployments.proxy:proxy_middlewares")
+    if not args.skip_migrations:
+        run_migrations(settings)
+    config = prepare_config(args.config.resolve(), args.host, args.port)
+    serve_cli = Path(sys.executable).parent / "serve"
+    os.chdir(ROOT)
+    os.execv(str(serve_cli), [str(serve_cli), "run", str(config)])
+
+
+if __name__ == "__main__":
+    main()

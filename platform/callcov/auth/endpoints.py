@@ -1,0 +1,89 @@
+"""/auth: register, login, refresh, email verification and password reset (all public)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from callcov.auth import service
+from callcov.auth.errors import (
+    AccountDeactivated,
+    EmailAlreadyRegistered,
+    EmailAlreadyVerified,
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidEmailToken,
+    TooManyVerificationEmails,
+    UserNotFound,
+)
+from callcov.auth.schemas import (
+    EmailRequest,
+    LoginRequest,
+    Message,
+    PasswordResetConfirm,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    VerifyEmailRequest,
+)
+from callcov.db import SessionDep
+from callcov.errors import Unauthorized
+from callcov.state import AppState, get_state
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses={400: EmailAlreadyRegistered.schema()},
+)
+async def register(data: RegisterRequest, session: SessionDep, state: StateDep) -> Message:
+    await service.register(session, state, data)
+    return Message(message="User registered successfully. Please check your email for the verification link.")
+
+
+@router.post(
+    "/login",
+    responses={401: InvalidCredentials.schema(), 403: EmailNotVerified.schema()},
+)
+async def login(data: LoginRequest, session: SessionDep, state: StateDep) -> TokenPair:
+    user = await service.authenticate(session, data.email, data.password)
+    return await service.issue_tokens(session, state.settings.auth, user)
+
+
+@router.post("/refresh", responses={401: Unauthorized.schema()})
+async def refresh(data: RefreshRequest, session: SessionDep, state: StateDep) -> TokenPair:
+    return await service.refresh(session, state.settings.auth, data.refresh_token)
+
+
+@router.post("/verify-email", responses={400: InvalidEmailToken.schema(), 403: AccountDeactivated.schema()})
+async def verify_email(data: VerifyEmailRequest, session: SessionDep, state: StateDep) -> TokenPair:
+    return await service.verify_email(session, state.settings.auth, data.code)
+
+
+@router.post(
+    "/resend-verification",
+    responses={
+        400: EmailAlreadyVerified.schema(),
+        404: UserNotFound.schema(),
+        429: TooManyVerificationEmails.schema(),
+    },
+)
+async def resend_verification(data: EmailRequest, session: SessionDep, state: StateDep) -> Message:
+    await service.resend_verification(session, state, data.email)
+    return Message(message="Verification email sent successfully")
+
+
+@router.post("/password-reset")
+async def password_reset(data: EmailRequest, session: SessionDep, state: StateDep) -> Message:
+    await service.request_password_reset(session, state, data.email)
+    return Message(message="If the email exists, a password reset link has been sent")
+
+
+@router.post("/password-reset/confirm", responses={400: InvalidEmailToken.schema()})
+async def password_reset_confirm(data: PasswordResetConfirm, session: SessionDep) -> Message:
+    await service.confirm_password_reset(session, data.token, data.new_password)
+    return Message(message="Password reset successfully")

@@ -1,0 +1,142 @@
+"""Settings, read from the environment (``CALLCOV_<GROUP>__<FIELD>``), with embedded-mode defaults."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changethis", "change-me-in-production-0123456789abcdef"}
+DEV_SECRET = "change-me-in-production-0123456789abcdef"
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    testing = "testing"
+    staging = "staging"
+    production = "production"
+
+
+def default_data_dir() -> Path:
+    return Path.cwd() / "var"
+
+
+class DatabaseSettings(BaseModel):
+    # Empty means the embedded SQLite file under the data directory.
+    url: str = ""
+    echo: bool = False
+    pool_size: int = 10
+
+    def resolved_url(self, data_dir: Path) -> str:
+        if not self.url:
+            return f"sqlite+aiosqlite:///{(data_dir / 'callcov.db').resolve()}"
+        url = self.url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+
+class RedisSettings(BaseModel):
+    # Empty means no Redis: rate limits are counted in-process.
+    url: str = ""
+    key_prefix: str = "callcov:"
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: str = DEV_SECRET
+    api_key_pepper: str = DEV_SECRET
+    jwt_algorithm: str = "HS256"
+    access_token_ttl_s: int = 30 * 60
+    refresh_token_ttl_s: int = 7 * 24 * 3600
+    email_token_ttl_s: int = 15 * 60
+    resend_verification_per_hour: int = 3
+    max_active_api_keys: int = 10
+    # last_used_at is written at most this often per key, to keep reads cheap.
+    last_used_resolution_s: int = 60
+
+
+class EmailSettings(BaseModel):
+    # "outbox": store and log each message (embedded default); "smtp": also send through SMTP.
+    backend: str = Field(default="outbox", pattern="^(outbox|smtp)$")
+    from_address: str = "CallCov <no-reply@callcov.local>"
+    frontend_url: str = "http://localhost:8000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_s: float = 10.0
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = True
+    window_s: int = 60
+    default_per_window: int = 100
+    submissions_per_window: int = 20
+    # Per-plan overrides, e.g. {"growth": {"default": 300, "submissions": 60}}.
+    plans: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class IdempotencySettings(BaseModel):
+    ttl_s: int = 24 * 3600
+    # A key held by a request that never finished (crashed process) is released after this long.
+    lock_timeout_s: int = 300
+    max_key_length: int = 255
+
+
+class StorageSettings(BaseModel):
+    max_upload_bytes: int = 500 * 1024 * 1024
+    # Request bodies bigger than this are spooled to disk instead of memory.
+    spool_memory_bytes: int = 1024 * 1024
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLCOV_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.db.resolved_url(self.data_dir)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.environment in (Environment.staging, Environment.production):
+            for name in ("jwt_secret", "api_key_pepper"):
+                value = getattr(self.auth, name)
+                if value in PLACEHOLDER_SECRETS or len(value) < 32:
+                    raise ValueError(
+                        f"CALLCOV_AUTH__{name.upper()} must be set to a random secret of at least "
+                        f"32 characters in {self.environment.value}"
+                    )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,93 @@
+"""``create_app``: the FastAPI application factory (also used by the Ray Serve ingress)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
+
+from callcov import __version__
+from callcov.api import API_PREFIX, build_api_router
+from callcov.config import Settings, get_settings
+from callcov.db import create_engine, create_sessionmaker
+from callcov.emails.sender import build_sender
+from callcov.errors import install_error_handlers
+from callcov.idempotency.middleware import IdempotencyMiddleware
+from callcov.middleware import RequestIdMiddleware, TrailingSlashMiddleware
+from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from callcov.ratelimit.middleware import RateLimitMiddleware
+from callcov.state import AppState
+
+DESCRIPTION = (
+    "CallCov scores call recordings for compliance and quality. Authenticate with an API key "
+    "(`X-API-Key: sk_…` or `Authorization: Bearer sk_…`) or a user access token (JWT)."
+)
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0] if route.tags else 'default'}-{route.name}"
+
+
+def _build_state(settings: Settings) -> AppState:
+    engine = create_engine(settings)
+    redis = None
+    limiter: RateLimiter = MemoryRateLimiter()
+    if settings.redis.url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
+        limiter = RedisRateLimiter(redis, settings.redis.key_prefix)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        redis=redis,
+        limiter=limiter,
+        email_sender=build_sender(settings.email),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _build_state(settings)
+        app.state.callcov = state
+        try:
+            yield
+        finally:
+            if state.redis is not None:
+                await state.redis.aclose()
+            await state.engine.dispose()
+
+    app = FastAPI(
+        title="CallCov API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=f"{API_PREFIX}/redoc",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        generate_unique_id_function=_operation_id,
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(TrailingSlashMiddleware),
+            Middleware(RateLimitMiddleware),
+            Middleware(IdempotencyMiddleware),
+        ],
+    )
+    install_error_handlers(app)
+    app.include_router(build_api_router())
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

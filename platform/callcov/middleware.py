@@ -1,0 +1,77 @@
+"""Request ids (and the last-resort 500) and trailing-slash tolerance, as pure ASGI middleware."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callcov.errors import REQUEST_ID_KEY, error_response
+from callcov.kit.tokens import generate_request_id
+
+logger = logging.getLogger("callcov.requests")
+REQUEST_ID_PATTERN = re.compile(r"req_[A-Za-z0-9]{8,64}")
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    """A ``req_…`` id set upstream (the Serve proxy, a load balancer, or the client), if well formed."""
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if REQUEST_ID_PATTERN.fullmatch(candidate) else None
+    return None
+
+
+class RequestIdMiddleware:
+    """Gives each request a ``req_…`` id (or keeps a well-formed one from upstream), sends it as
+    ``X-Request-ID``, and turns any unhandled exception into the contract's 500 body without a
+    stack trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope) or generate_request_id()
+        scope[REQUEST_ID_KEY] = request_id
+        header = (b"x-request-id", request_id.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [
+                    h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"
+                ] + [header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], request_id)
+            if not started:
+                response = error_response(
+                    scope, 500, "An internal error occurred. Quote the request id to support.",
+                    code="internal_error",
+                )
+                await response(scope, receive, send_with_id)
+
+
+class TrailingSlashMiddleware:
+    """Serves ``/x`` and ``/x/`` alike, without a redirect. Routes are registered without a trailing
+    slash; this strips one from the request path before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                raw = scope.get("raw_path") or path.encode()
+                scope = dict(scope, path=path.rstrip("/") or "/", raw_path=raw.rstrip(b"/") or b"/")
+        await self.app(scope, receive, send)

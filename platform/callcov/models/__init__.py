@@ -1,0 +1,10 @@
+"""Every table, one module each. Importing this package registers them all on ``SQLModel.metadata``."""
+
+from callcov.models.api_key import ApiKey
+from callcov.models.email_message import EmailMessage
+from callcov.models.email_token import EmailToken
+from callcov.models.idempotency_key import IdempotencyKey
+from callcov.models.refresh_token import RefreshToken
+from callcov.models.user import User
+
+__all__ = ["ApiKey", "EmailMessage", "EmailToken", "IdempotencyKey", "RefreshToken", "User"]

@@ -1,0 +1,39 @@
+"""Process-wide resources built in the app's lifespan, and typed accessors to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from callcov.config import Settings
+
+if TYPE_CHECKING:
+    from callcov.emails.sender import EmailSender
+    from callcov.ratelimit.limiter import RateLimiter
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Any  # redis.asyncio.Redis | None
+    limiter: RateLimiter
+    email_sender: EmailSender
+
+
+def state_of_app(app: Any) -> AppState:
+    state: AppState = app.state.callcov
+    return state
+
+
+def get_state(request: Request) -> AppState:
+    return state_of_app(request.app)
+
+
+def get_app_settings(request: Request) -> Settings:
+    return get_state(request).settings

@@ -1,0 +1,40 @@
+"""/users/me: the signed-in user's profile (JWT only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from callcov.auth.deps import JwtUser
+from callcov.auth.schemas import Message
+from callcov.db import SessionDep
+from callcov.errors import Forbidden, Unauthorized
+from callcov.state import AppState, get_state
+from callcov.users import service
+from callcov.users.errors import NoFieldsToUpdate
+from callcov.users.schemas import UserPublic, UserUpdate
+
+router = APIRouter(
+    prefix="/users",
+    tags=["users"],
+    responses={401: Unauthorized.schema(), 403: Forbidden.schema()},
+)
+
+
+@router.get("/me")
+async def read_me(user: JwtUser) -> UserPublic:
+    return UserPublic.of(user)
+
+
+@router.put("/me", responses={400: NoFieldsToUpdate.schema()})
+async def update_me(
+    data: UserUpdate, user: JwtUser, session: SessionDep, state: Annotated[AppState, Depends(get_state)]
+) -> UserPublic:
+    return UserPublic.of(await service.update_user(session, state, user, data))
+
+
+@router.delete("/me")
+async def delete_me(user: JwtUser, session: SessionDep) -> Message:
+    await service.deactivate_user(session, user)
+    return Message(message="Account deactivated successfully")

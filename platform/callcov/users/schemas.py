@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, EmailStr
+
+from callcov.auth.passwords import Password
+from callcov.auth.schemas import PhoneNumber
+from callcov.kit.time import to_unix
+from callcov.models import User
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["user"] = "user"
+    email: str
+    phone_number: str | None
+    is_active: bool
+    is_verified: bool
+    created: int
+    updated: int
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        return cls(
+            id=user.id,
+            email=user.email,
+            phone_number=user.phone_number,
+            is_active=user.is_active,
+            is_verified=user.is_verified,
+            created=to_unix(user.created_at) or 0,
+            updated=to_unix(user.updated_at) or 0,
+        )
+
+
+class UserUpdate(BaseModel):
+    email: EmailStr | None = None
+    phone_number: PhoneNumber | None = None
+    password: Password | None = None
