@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field
@@ -8,9 +9,8 @@ from callcov.auth.passwords import Password
 
 
 def normalize_phone(value: str) -> str:
-    import re
-
-    if not re.fullmatch(r"\+?[1-9]\d{1,14}", value):
+    """E.164: an optional +, a country code not starting with 0, 7 to 15 digits in all."""
+    if not re.fullmatch(r"\+?[1-9]\d{6,14}", value):
         raise ValueError("phone_number must be in E.164 format, e.g. +12025551234")
     return value if value.startswith("+") else "+" + value
 

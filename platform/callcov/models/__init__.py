@@ -1,5 +1,6 @@
 """Every table, one module each. Importing this package registers them all on ``SQLModel.metadata``."""
 
+from callcov.models.analysis import Analysis
 from callcov.models.api_key import ApiKey
 from callcov.models.email_message import EmailMessage
 from callcov.models.email_token import EmailToken
@@ -7,4 +8,4 @@ from callcov.models.idempotency_key import IdempotencyKey
 from callcov.models.refresh_token import RefreshToken
 from callcov.models.user import User
 
-__all__ = ["ApiKey", "EmailMessage", "EmailToken", "IdempotencyKey", "RefreshToken", "User"]
+__all__ = ["Analysis", "ApiKey", "EmailMessage", "EmailToken", "IdempotencyKey", "RefreshToken", "User"]

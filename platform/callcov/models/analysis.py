@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index
+from sqlmodel import Field, SQLModel
+
+from callcov.models.base import created_field, id_field, optional_time_field, user_fk
+
+
+class Analysis(SQLModel, table=True):
+    """One submitted call and its analysis. Every query is scoped to (user_id, livemode)."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (Index("ix_analyses_scope_created", "user_id", "livemode", "created_at"),)
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = user_fk()
+    livemode: bool
+    status: str = Field(default="processing", max_length=16)
+    agent_id: str = Field(max_length=255)
+    contact_id: str = Field(max_length=255)
+    call_direction: str | None = Field(default=None, max_length=16)
+    call_timestamp: datetime | None = optional_time_field()
+    duration_ms: int | None = None
+    audio_url: str | None = Field(default=None, max_length=2048)
+    audio_size_bytes: int | None = None
+    audio_format: str | None = Field(default=None, max_length=16)
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
+    language: str | None = Field(default=None, max_length=16)
+    transcript: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    results: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    client_metadata: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    error_message: str | None = Field(default=None, max_length=2000)
+    processing_time_ms: int | None = None
+    created_at: datetime = created_field()
+    updated_at: datetime = created_field()
+    completed_at: datetime | None = optional_time_field()

@@ -1,0 +1,163 @@
+"""Shared fixtures: a fresh PostgreSQL database built by the migrations, Redis under a per-run key
+prefix, the app over ASGI, and helpers that sign users up the way a client does (email included)."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from sqlmodel import col, select
+
+from callcov.config import Settings
+from callcov.db import run_migrations
+from callcov.main import create_app
+from callcov.models import EmailMessage
+from callcov.state import state_of_app
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PG_ADMIN_URL = os.environ.get("CALLCOV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CALLCOV_TEST_REDIS", "redis://127.0.0.1:6379/0")
+TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+PASSWORD = "Sup3r-secret!"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"callcov_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    run_migrations(make_settings(url, Path("/tmp")))
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(db_url: str, data_dir: Path, **groups: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "testing",
+        "data_dir": data_dir,
+        "db": {"url": db_url},
+        "redis": {"url": REDIS_URL, "key_prefix": f"cctest:{uuid.uuid4().hex}:"},
+        "auth": {"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
+        "ratelimit": {"default_per_window": 100_000, "submissions_per_window": 100_000},
+        "email": {"backend": "outbox"},
+    }
+    for group, overrides in groups.items():
+        values[group] = {**values.get(group, {}), **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings_factory(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Settings]:
+    data_dir = tmp_path_factory.mktemp("data")
+
+    def factory(**groups: dict[str, Any]) -> Settings:
+        return make_settings(pg_url, data_dir, **groups)
+
+    return factory
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+def app_factory(settings_factory: Callable[..., Settings]) -> Callable[..., Any]:
+    def factory(**groups: dict[str, Any]) -> Any:
+        return running(create_app(settings_factory(**groups)))
+
+    return factory
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(settings_factory: Callable[..., Settings]) -> AsyncIterator[FastAPI]:
+    application = create_app(settings_factory())
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as c:
+        yield c
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def last_email_token(app: FastAPI, email: str, kind: str) -> str:
+    """Reads the newest outbox message of that kind to that address and returns the token in it."""
+    state = state_of_app(app)
+    async with state.sessionmaker() as session:
+        message = (
+            await session.exec(
+                select(EmailMessage)
+                .where(EmailMessage.to_address == email, EmailMessage.kind == kind)
+                .order_by(col(EmailMessage.created_at).desc())
+            )
+        ).first()
+    assert message is not None, f"no {kind} email to {email}"
+    return token_in(message.body_text)
+
+
+def token_in(text: str) -> str:
+    found = re.search(r"token=([A-Za-z0-9_\-]+)", text)
+    assert found, text
+    return found.group(1)
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+SignUp = Callable[..., Awaitable[Account]]
+
+
+async def sign_up(client: httpx.AsyncClient, app: FastAPI, email: str | None = None) -> Account:
+    email = email or unique_email()
+    response = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    code = await last_email_token(app, email, "verify_email")
+    tokens = (await client.post("/api/v1/auth/verify-email", json={"code": code})).json()
+    return Account(email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
+
+
+@pytest.fixture
+def signed_up(client: httpx.AsyncClient, app: FastAPI) -> SignUp:
+    async def make(email: str | None = None) -> Account:
+        return await sign_up(client, app, email)
+
+    return make
+
+
+async def create_key(client: httpx.AsyncClient, account: Account, mode: str = "live") -> str:
+    response = await client.post("/api/v1/api-keys", json={"mode": mode}, headers=account.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["api_key"])
