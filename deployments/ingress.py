@@ -20,6 +20,9 @@ class IngressArgs(BaseModel):
     num_cpus: float = Field(default=0.25, ge=0)
 
 
+ARGS_MODEL = IngressArgs
+
+
 def build_asgi_app() -> FastAPI:
     """Called by Serve on each replica, so middleware, DB pools and clients are never pickled."""
     from callcov.main import create_app

@@ -5,6 +5,7 @@ Body: ``{"detail": <string or FastAPI's 422 list>, "error": {code, message, deta
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -134,12 +135,17 @@ def error_response(
             "request_id": request_id,
         },
     }
-    response = Response(
-        orjson.dumps(body, default=str), status_code=status_code, media_type="application/json"
-    )
+    response = Response(_dumps(body), status_code=status_code, media_type="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _dumps(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:  # e.g. an integer beyond 64 bits echoed back from a 422 input
+        return json.dumps(body, default=str).encode()
 
 
 async def _app_error(request: Request, exc: Exception) -> Response:
@@ -175,7 +181,7 @@ def _clean_error(error: Mapping[str, Any]) -> dict[str, Any]:
     cleaned = {k: v for k, v in error.items() if k in ("type", "loc", "msg", "input")}
     if "ctx" in error:
         cleaned["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
-    return orjson.loads(orjson.dumps(cleaned, default=str))
+    return json.loads(json.dumps(cleaned, default=str))  # type: ignore[no-any-return]
 
 
 def install_error_handlers(app: FastAPI) -> None:

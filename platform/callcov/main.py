@@ -17,7 +17,7 @@ from callcov.db import create_engine, create_sessionmaker
 from callcov.emails.sender import build_sender
 from callcov.errors import install_error_handlers
 from callcov.idempotency.middleware import IdempotencyMiddleware
-from callcov.middleware import RequestIdMiddleware, TrailingSlashMiddleware
+from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, TrailingSlashMiddleware
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(TrailingSlashMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(IdempotencyMiddleware),
+            Middleware(InternalErrorMiddleware),
         ],
     )
     install_error_handlers(app)

@@ -7,7 +7,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcov.errors import REQUEST_ID_KEY, error_response
+from callcov.errors import REQUEST_ID_KEY, error_response, request_id_of
 from callcov.kit.tokens import generate_request_id
 
 logger = logging.getLogger("callcov.requests")
@@ -38,27 +38,50 @@ class RequestIdMiddleware:
         request_id = incoming_request_id(scope) or generate_request_id()
         scope[REQUEST_ID_KEY] = request_id
         header = (b"x-request-id", request_id.encode())
-        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 message["headers"] = [
                     h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"
                 ] + [header]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], request_id)
-            if not started:
-                response = error_response(
-                    scope, 500, "An internal error occurred. Quote the request id to support.",
-                    code="internal_error",
-                )
-                await response(scope, receive, send_with_id)
+        await call_with_error_envelope(self.app, scope, receive, send_with_id)
+
+
+async def call_with_error_envelope(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``; an unhandled exception becomes the contract's 500 body (no stack trace), if the
+    response has not started yet."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except Exception:
+        logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], request_id_of(scope))
+        if not started:
+            response = error_response(
+                scope, 500, "An internal error occurred. Quote the request id to support.", code="internal_error"
+            )
+            await response(scope, receive, tracking_send)
+
+
+class InternalErrorMiddleware:
+    """Innermost catch-all, so a 500 still passes through the idempotency (which releases the key) and
+    rate-limit layers. The request-id middleware repeats it as the last resort for the layers above."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await call_with_error_envelope(self.app, scope, receive, send)
 
 
 class TrailingSlashMiddleware:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import PASSWORD, token_in, unique_email
+from conftest import PASSWORD, free_port, token_in, unique_email
 
 pytestmark = pytest.mark.asyncio
 
@@ -31,12 +30,6 @@ class Inbox:
                     return message
             await asyncio.sleep(0.05)
         raise AssertionError(f"no mail '{subject}' to {to}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

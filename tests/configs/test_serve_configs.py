@@ -1,0 +1,36 @@
+"""Every Serve config validates against Ray's schema, and each app's args against its builder's model."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+from ray.serve.schema import ServeDeploySchema
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("serve.*.yaml"))
+
+
+def test_there_is_a_cpu_and_a_gpu_config() -> None:
+    assert {p.name for p in CONFIGS} >= {"serve.local.yaml", "serve.gpu.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_is_valid(path: Path) -> None:
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
+    for app in schema.applications:
+        module_name, attr = app.import_path.split(":")
+        builder = getattr(importlib.import_module(module_name), attr)
+        model = importlib.import_module(module_name).ARGS_MODEL
+        assert issubclass(model, BaseModel)
+        model.model_validate(app.args or {})
+        builder(app.args)  # builds the Application graph without deploying it
+
+
+def test_bad_args_are_refused() -> None:
+    from deployments.ingress import IngressArgs
+
+    with pytest.raises(ValueError):
+        IngressArgs.model_validate({"max_ongoing_requests": 0})
