@@ -9,10 +9,10 @@ CallCov ``req_…`` id first (which Serve and the app then both use), and leaves
 from __future__ import annotations
 
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callcov.kit.tokens import generate_request_id
-from callcov.middleware import incoming_request_id
+from callcov.middleware import incoming_request_id, with_request_id_header
 
 
 class ProxyRequestIdMiddleware:
@@ -26,14 +26,7 @@ class ProxyRequestIdMiddleware:
         request_id = incoming_request_id(scope) or generate_request_id()
         headers = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
         scope = dict(scope, headers=[*headers, (b"x-request-id", request_id.encode())])
-
-        async def send_one_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
-                message["headers"] = [*kept, (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_one_id)
+        await self.app(scope, receive, with_request_id_header(send, request_id))
 
 
 def proxy_middlewares() -> list[Middleware]:

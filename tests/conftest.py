@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +108,55 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def server_env(pg_url: str, **overrides: str) -> dict[str, str]:
+    """Environment for a CallCov server process of the tests (PostgreSQL, Redis, test secrets)."""
+    return {
+        **os.environ,
+        "CALLCOV_ENVIRONMENT": "testing",
+        "CALLCOV_DB__URL": pg_url,
+        "CALLCOV_REDIS__URL": REDIS_URL,
+        "CALLCOV_REDIS__KEY_PREFIX": f"cctest:{uuid.uuid4().hex}:",
+        "CALLCOV_AUTH__JWT_SECRET": TEST_SECRET,
+        "CALLCOV_AUTH__API_KEY_PEPPER": TEST_SECRET,
+        "CALLCOV_LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
+@contextmanager
+def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
+    """A real uvicorn process serving ``create_app`` on a free loopback port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "callcov.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def unique_email() -> str:

@@ -26,7 +26,10 @@ async def _create_user(settings: Settings, email: str, password: str, phone: str
             if await get_user_by_email(session, email) is not None:
                 raise SystemExit(f"error: {email} is already registered")
             user = User(
-                email=email.lower(), phone_number=phone, hashed_password=await hash_password(password), is_verified=True
+                email=email.lower(),
+                phone_number=phone,
+                hashed_password=await hash_password(password),
+                is_verified=True,
             )
             session.add(user)
             await session.commit()

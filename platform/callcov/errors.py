@@ -166,7 +166,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = [_clean_error(e) for e in exc.errors()]
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(
-            request.scope, 400, "The request body is not valid JSON", code="validation_error", detail=errors,
+            request.scope,
+            400,
+            "The request body is not valid JSON",
+            code="validation_error",
+            detail=errors,
             details={"errors": errors},
         )
     first = errors[0] if errors else {}

@@ -37,16 +37,20 @@ class RequestIdMiddleware:
             return
         request_id = incoming_request_id(scope) or generate_request_id()
         scope[REQUEST_ID_KEY] = request_id
-        header = (b"x-request-id", request_id.encode())
+        await call_with_error_envelope(self.app, scope, receive, with_request_id_header(send, request_id))
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"
-                ] + [header]
-            await send(message)
 
-        await call_with_error_envelope(self.app, scope, receive, send_with_id)
+def with_request_id_header(send: Send, request_id: str) -> Send:
+    """A ``send`` that leaves exactly one ``X-Request-ID`` header, ``request_id``, on the response."""
+    header = (b"x-request-id", request_id.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+            message["headers"] = [*kept, header]
+        await send(message)
+
+    return send_with_id
 
 
 async def call_with_error_envelope(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,10 +66,15 @@ async def call_with_error_envelope(app: ASGIApp, scope: Scope, receive: Receive,
     try:
         await app(scope, receive, tracking_send)
     except Exception:
-        logger.exception("unhandled error in %s %s (%s)", scope["method"], scope["path"], request_id_of(scope))
+        logger.exception(
+            "unhandled error in %s %s (%s)", scope["method"], scope["path"], request_id_of(scope)
+        )
         if not started:
             response = error_response(
-                scope, 500, "An internal error occurred. Quote the request id to support.", code="internal_error"
+                scope,
+                500,
+                "An internal error occurred. Quote the request id to support.",
+                code="internal_error",
             )
             await response(scope, receive, tracking_send)
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import Account, SignUp, create_key
 from fastapi import FastAPI
 from sqlmodel import select
 
 from callcov.models import Analysis, User
 from callcov.state import state_of_app
-from conftest import Account, SignUp, create_key
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,18 +33,25 @@ class TestModes:
         self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
     ) -> None:
         account = await signed_up()
-        live_key, test_key = await create_key(client, account, "live"), await create_key(client, account, "test")
+        live_key, test_key = (
+            await create_key(client, account, "live"),
+            await create_key(client, account, "test"),
+        )
         live_id = await insert(app, account, livemode=True)
         test_id = await insert(app, account, livemode=False)
 
         as_test = (await client.get("/api/v1/analysis", headers={"X-API-Key": test_key})).json()
         assert [item["id"] for item in as_test["items"]] == [test_id]
         assert as_test["items"][0]["livemode"] is False
-        assert (await client.get(f"/api/v1/analysis/{live_id}", headers={"X-API-Key": test_key})).status_code == 404
+        assert (
+            await client.get(f"/api/v1/analysis/{live_id}", headers={"X-API-Key": test_key})
+        ).status_code == 404
 
         as_live = (await client.get("/api/v1/analysis", headers={"X-API-Key": live_key})).json()
         assert [item["id"] for item in as_live["items"]] == [live_id]
-        assert (await client.get(f"/api/v1/analysis/{test_id}", headers={"X-API-Key": live_key})).status_code == 404
+        assert (
+            await client.get(f"/api/v1/analysis/{test_id}", headers={"X-API-Key": live_key})
+        ).status_code == 404
         # A JWT acts in live mode.
         as_jwt = (await client.get("/api/v1/analysis", headers=account.headers)).json()
         assert [item["id"] for item in as_jwt["items"]] == [live_id]
@@ -56,15 +63,22 @@ class TestModes:
         analysis_id = await insert(app, owner, livemode=True)
         r = await client.get(f"/api/v1/analysis/{analysis_id}", headers=stranger.headers)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-        assert (await client.get(f"/api/v1/analysis/{uuid.uuid4()}", headers=owner.headers)).status_code == 404
+        assert (
+            await client.get(f"/api/v1/analysis/{uuid.uuid4()}", headers=owner.headers)
+        ).status_code == 404
 
 
 class TestObject:
     async def test_shape(self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
         account = await signed_up()
         analysis_id = await insert(
-            app, account, livemode=True, duration_ms=125500, audio_format="wav",
-            client_metadata={"campaign": "summer"}, webhook_url="https://example.com/hook",
+            app,
+            account,
+            livemode=True,
+            duration_ms=125500,
+            audio_format="wav",
+            client_metadata={"campaign": "summer"},
+            webhook_url="https://example.com/hook",
         )
         body = (await client.get(f"/api/v1/analysis/{analysis_id}/", headers=account.headers)).json()
         assert body["object"] == "analysis" and body["id"] == body["analysis_id"] == analysis_id
@@ -77,7 +91,9 @@ class TestObject:
 
 
 class TestList:
-    async def test_filters_and_pages(self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+    async def test_filters_and_pages(
+        self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+    ) -> None:
         account = await signed_up()
         old = datetime.now(UTC) - timedelta(days=2)
         await insert(app, account, livemode=True, status="completed", created_at=old)

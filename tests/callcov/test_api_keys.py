@@ -4,13 +4,13 @@ import hashlib
 
 import httpx
 import pytest
+from conftest import SignUp, create_key
 from fastapi import FastAPI
 from sqlmodel import select
 
 from callcov.kit.tokens import api_key_checksum_ok
 from callcov.models import ApiKey
 from callcov.state import state_of_app
-from conftest import SignUp, create_key
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,7 +35,9 @@ class TestCreate:
 
     async def test_test_mode_and_name_alias(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
         account = await signed_up()
-        r = await client.post("/api/v1/api-keys", json={"name": "staging", "mode": "test"}, headers=account.headers)
+        r = await client.post(
+            "/api/v1/api-keys", json={"name": "staging", "mode": "test"}, headers=account.headers
+        )
         assert r.json()["api_key"].startswith("sk_test_") and r.json()["livemode"] is False
         assert r.json()["description"] == "staging"
 
@@ -54,7 +56,9 @@ class TestCreate:
         key = await create_key(client, account)
         r = await client.post("/api/v1/api-keys", json={}, headers={"X-API-Key": key})
         assert r.status_code == 403
-        assert (await client.get("/api/v1/api-keys", headers={"Authorization": f"Bearer {key}"})).status_code == 403
+        assert (
+            await client.get("/api/v1/api-keys", headers={"Authorization": f"Bearer {key}"})
+        ).status_code == 403
 
 
 class TestUseAndRevoke:
@@ -64,7 +68,9 @@ class TestUseAndRevoke:
         listed = (await client.get("/api/v1/api-keys", headers=account.headers)).json()
         assert listed["api_keys"][0]["last_used_at"] is None
         assert (await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code == 200
-        assert (await client.get("/api/v1/analysis", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+        assert (
+            await client.get("/api/v1/analysis", headers={"Authorization": f"Bearer {key}"})
+        ).status_code == 200
         listed = (await client.get("/api/v1/api-keys", headers=account.headers)).json()
         assert isinstance(listed["api_keys"][0]["last_used_at"], int)
 
@@ -73,11 +79,16 @@ class TestUseAndRevoke:
         key = await create_key(client, account)
         key_id = (await client.get("/api/v1/api-keys", headers=account.headers)).json()["api_keys"][0]["id"]
         r = await client.delete(f"/api/v1/api-keys/{key_id}", headers=account.headers)
-        assert r.status_code == 200 and r.json() == {"message": "API key expired successfully", "success": True}
+        assert r.status_code == 200 and r.json() == {
+            "message": "API key expired successfully",
+            "success": True,
+        }
         assert (await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code == 401
         active = (await client.get("/api/v1/api-keys", headers=account.headers)).json()
         assert active["total"] == 0
-        everything = (await client.get("/api/v1/api-keys?include_expired=true", headers=account.headers)).json()
+        everything = (
+            await client.get("/api/v1/api-keys?include_expired=true", headers=account.headers)
+        ).json()
         assert everything["total"] == 1 and everything["api_keys"][0]["is_active"] is False
 
     async def test_other_accounts_key_is_404(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:

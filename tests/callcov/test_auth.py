@@ -5,18 +5,24 @@ import random
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
 from conftest import PASSWORD, SignUp, last_email_token, unique_email
+from fastapi import FastAPI
 
 pytestmark = pytest.mark.asyncio
 
 
 class TestRegister:
-    async def test_creates_unverified_user_and_sends_link(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_creates_unverified_user_and_sends_link(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         email = unique_email()
         r = await client.post(
-            "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "phone_number": "+1" + str(random.randrange(10**9, 10**10))}
+            "/api/v1/auth/register",
+            json={
+                "email": email,
+                "password": PASSWORD,
+                "phone_number": "+1" + str(random.randrange(10**9, 10**10)),
+            },
         )
         assert r.status_code == 201
         assert r.json() == {
@@ -37,7 +43,9 @@ class TestRegister:
         assert r.status_code == 400
         assert r.json()["detail"] == "Email already registered"
 
-    @pytest.mark.parametrize("password", ["short1!", "alllowercase1!", "ALLUPPER1!", "NoDigits!!", "NoSpecial11"])
+    @pytest.mark.parametrize(
+        "password", ["short1!", "alllowercase1!", "ALLUPPER1!", "NoDigits!!", "NoSpecial11"]
+    )
     async def test_password_rules(self, client: httpx.AsyncClient, password: str) -> None:
         r = await client.post("/api/v1/auth/register", json={"email": unique_email(), "password": password})
         assert r.status_code == 422
@@ -49,9 +57,15 @@ class TestRegister:
         body = {"email": unique_email(), "password": PASSWORD, "phone_number": phone}
         assert (await client.post("/api/v1/auth/register", json=body)).status_code == 422
 
-    async def test_phone_without_plus_is_normalised(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
+    async def test_phone_without_plus_is_normalised(
+        self, client: httpx.AsyncClient, signed_up: SignUp
+    ) -> None:
         email = unique_email()
-        body = {"email": email, "password": PASSWORD, "phone_number": "44" + str(random.randrange(10**9, 10**10))}
+        body = {
+            "email": email,
+            "password": PASSWORD,
+            "phone_number": "44" + str(random.randrange(10**9, 10**10)),
+        }
         assert (await client.post("/api/v1/auth/register", json=body)).status_code == 201
 
 
@@ -63,7 +77,9 @@ class TestVerifyEmail:
         r = await client.post("/api/v1/auth/verify-email", json={"code": code})
         assert r.status_code == 200
         assert r.json()["token_type"] == "bearer" and r.json()["expires_in"] == 1800
-        me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        me = await client.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
         assert me.json()["is_verified"] is True
         again = await client.post("/api/v1/auth/verify-email", json={"code": code})
         assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_token"
@@ -76,7 +92,9 @@ class TestVerifyEmail:
         first = await last_email_token(app, email, "verify_email")
         statuses = []
         for _ in range(3):
-            statuses.append((await client.post("/api/v1/auth/resend-verification", json={"email": email})).status_code)
+            statuses.append(
+                (await client.post("/api/v1/auth/resend-verification", json={"email": email})).status_code
+            )
         # The registration email counts: 3 per hour in all.
         assert statuses == [200, 200, 429]
         latest = await last_email_token(app, email, "verify_email")
@@ -110,8 +128,12 @@ class TestLogin:
         self, client: httpx.AsyncClient, signed_up: SignUp
     ) -> None:
         account = await signed_up()
-        bad_password = await client.post("/api/v1/auth/login", json={"email": account.email, "password": "Wrong-pass1"})
-        unknown = await client.post("/api/v1/auth/login", json={"email": unique_email(), "password": "Wrong-pass1"})
+        bad_password = await client.post(
+            "/api/v1/auth/login", json={"email": account.email, "password": "Wrong-pass1"}
+        )
+        unknown = await client.post(
+            "/api/v1/auth/login", json={"email": unique_email(), "password": "Wrong-pass1"}
+        )
         assert bad_password.status_code == unknown.status_code == 401
         assert bad_password.json()["detail"] == unknown.json()["detail"] == "Incorrect email or password"
 
@@ -132,7 +154,9 @@ class TestLogin:
 
     async def test_tokens_work(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
         account = await signed_up()
-        r = await client.post("/api/v1/auth/login", json={"email": account.email.upper(), "password": PASSWORD})
+        r = await client.post(
+            "/api/v1/auth/login", json={"email": account.email.upper(), "password": PASSWORD}
+        )
         assert r.status_code == 200
         body = r.json()
         assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}

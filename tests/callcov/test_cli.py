@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, running, unique_email
 
 from callcov.kit.tokens import api_key_checksum_ok
-from conftest import PASSWORD, running, unique_email
 
 pytestmark = pytest.mark.asyncio
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from conftest import running
 
 from callcov.main import create_app
-from conftest import running
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from conftest import PASSWORD, free_port, token_in, unique_email
 
 pytestmark = pytest.mark.asyncio
@@ -45,7 +44,9 @@ async def test_sign_up_and_reset_by_mail(app_factory, smtp: tuple[Inbox, int]) -
     inbox, port = smtp
     email = unique_email()
     async with app_factory(email={"backend": "smtp", "smtp_port": port}) as client:
-        assert (await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+        assert (
+            await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        ).status_code == 201
         mail = await inbox.wait_for(email, "Verify your CallCov email")
         assert "verify-email?token=" in mail.get_content()
         tokens = await client.post("/api/v1/auth/verify-email", json={"code": token_in(mail.get_content())})
@@ -66,7 +67,9 @@ async def test_smtp_down_keeps_the_message_in_the_outbox(app_factory) -> None:  
     from callcov.models import EmailMessage
 
     email = unique_email()
-    async with app_factory(email={"backend": "smtp", "smtp_port": free_port(), "smtp_timeout_s": 2}) as client:
+    async with app_factory(
+        email={"backend": "smtp", "smtp_port": free_port(), "smtp_timeout_s": 2}
+    ) as client:
         r = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
         assert r.status_code == 201
         app = client._transport.app  # type: ignore[attr-defined]

@@ -4,55 +4,23 @@ response may be a 500. Requests carry a real JWT (live) or API key, so authentic
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
+from conftest import PASSWORD, server_env, token_in, unique_email, uvicorn_server
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-
-from conftest import PASSWORD, REDIS_URL, TEST_SECRET, free_port, token_in, unique_email
 
 MAX_EXAMPLES = int(os.environ.get("CALLCOV_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.fixture(scope="module")
 def live_server(pg_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CALLCOV_ENVIRONMENT": "testing",
-        "CALLCOV_DB__URL": pg_url,
-        "CALLCOV_REDIS__URL": REDIS_URL,
-        "CALLCOV_REDIS__KEY_PREFIX": f"cctest:{uuid.uuid4().hex}:",
-        "CALLCOV_AUTH__JWT_SECRET": TEST_SECRET,
-        "CALLCOV_AUTH__API_KEY_PEPPER": TEST_SECRET,
-        "CALLCOV_RATELIMIT__ENABLED": "false",
-        "CALLCOV_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "callcov.main:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with uvicorn_server(server_env(pg_url, CALLCOV_RATELIMIT__ENABLED="false")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +31,15 @@ def credentials(live_server: str, pg_url: str) -> dict[str, str]:
     with httpx.Client(base_url=live_server) as client:
         client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
         with psycopg.connect(pg_url) as conn:
-            body = conn.execute("SELECT body_text FROM email_messages WHERE to_address = %s", (email,)).fetchone()
-        access = client.post("/api/v1/auth/verify-email", json={"code": token_in(body[0])}).json()["access_token"]
-        key = client.post("/api/v1/api-keys", json={"mode": "test"}, headers={"Authorization": f"Bearer {access}"})
+            body = conn.execute(
+                "SELECT body_text FROM email_messages WHERE to_address = %s", (email,)
+            ).fetchone()
+        access = client.post("/api/v1/auth/verify-email", json={"code": token_in(body[0])}).json()[
+            "access_token"
+        ]
+        key = client.post(
+            "/api/v1/api-keys", json={"mode": "test"}, headers={"Authorization": f"Bearer {access}"}
+        )
     return {"jwt": access, "api_key": key.json()["api_key"]}
 
 

@@ -7,12 +7,12 @@ import uuid
 
 import httpx
 import pytest
+from conftest import Account, SignUp, create_key
 from fastapi import FastAPI
 from sqlmodel import func, select
 
 from callcov.models import ApiKey, User
 from callcov.state import state_of_app
-from conftest import Account, SignUp, create_key
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,7 +21,9 @@ async def count_keys(app: FastAPI, account: Account) -> int:
     async with state_of_app(app).sessionmaker() as session:
         user = (await session.exec(select(User).where(User.email == account.email))).one()
         return int(
-            (await session.exec(select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user.id))).one()
+            (
+                await session.exec(select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user.id))
+            ).one()
         )
 
 
@@ -30,7 +32,9 @@ def post_key(client: httpx.AsyncClient, account: Account, key: str, body: dict[s
 
 
 class TestReplay:
-    async def test_same_key_same_body_replays(self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+    async def test_same_key_same_body_replays(
+        self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+    ) -> None:
         account = await signed_up()
         key = str(uuid.uuid4())
         first = await post_key(client, account, key, {"description": "a", "mode": "live"})
@@ -53,7 +57,9 @@ class TestReplay:
         r = await post_key(client, account, key, {"description": "b"})
         assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_reused"
 
-    async def test_keys_are_scoped_per_account(self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+    async def test_keys_are_scoped_per_account(
+        self, client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+    ) -> None:
         first, second = await signed_up(), await signed_up()
         key = str(uuid.uuid4())
         a = await post_key(client, first, key, {"description": "x"})
@@ -64,14 +70,22 @@ class TestReplay:
         account = await signed_up()
         live, test = await create_key(client, account, "live"), await create_key(client, account, "test")
         key = str(uuid.uuid4())
-        as_live = await client.post("/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key})
-        as_test = await client.post("/api/v1/api-keys", json={}, headers={"X-API-Key": test, "Idempotency-Key": key})
-        replay = await client.post("/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key})
+        as_live = await client.post(
+            "/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key}
+        )
+        as_test = await client.post(
+            "/api/v1/api-keys", json={}, headers={"X-API-Key": test, "Idempotency-Key": key}
+        )
+        replay = await client.post(
+            "/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key}
+        )
         assert as_live.status_code == as_test.status_code == 403
         assert "Idempotent-Replayed" not in as_test.headers  # the test key does not see the live response
         assert replay.headers["Idempotent-Replayed"] == "true" and replay.content == as_live.content
 
-    async def test_failed_validation_is_not_stored(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
+    async def test_failed_validation_is_not_stored(
+        self, client: httpx.AsyncClient, signed_up: SignUp
+    ) -> None:
         account = await signed_up()
         key = str(uuid.uuid4())
         bad = await post_key(client, account, key, {"mode": "staging"})
@@ -98,17 +112,23 @@ class TestConcurrency:
     ) -> None:
         account = await signed_up()
         key = str(uuid.uuid4())
-        responses = await asyncio.gather(*(post_key(client, account, key, {"description": "c"}) for _ in range(50)))
+        responses = await asyncio.gather(
+            *(post_key(client, account, key, {"description": "c"}) for _ in range(50))
+        )
         statuses = sorted(r.status_code for r in responses)
         assert set(statuses) <= {201, 409}
         created = [r for r in responses if r.status_code == 201]
         assert len({r.json()["id"] for r in created}) == 1
-        assert all(r.json()["error"]["code"] == "idempotency_key_in_use" for r in responses if r.status_code == 409)
+        assert all(
+            r.json()["error"]["code"] == "idempotency_key_in_use" for r in responses if r.status_code == 409
+        )
         assert await count_keys(app, account) == 1
         after = await post_key(client, account, key, {"description": "c"})
         assert after.status_code == 201 and after.headers["Idempotent-Replayed"] == "true"
 
-    async def test_stale_lock_is_taken_over(self, app_factory, signed_up: SignUp, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    async def test_stale_lock_is_taken_over(
+        self, app_factory, signed_up: SignUp, client: httpx.AsyncClient
+    ) -> None:  # type: ignore[no-untyped-def]
         """A request that died holding a key (crashed process) does not block the key forever."""
         from datetime import timedelta
 

@@ -51,7 +51,9 @@ def _fp(content_type: str, body: bytes) -> str:
 
 class TestFingerprint:
     def test_json_key_order_and_spacing_do_not_matter(self) -> None:
-        assert _fp("application/json", b'{"a":1,"b":[1,2]}') == _fp("application/json", b'{ "b": [1, 2], "a": 1 }')
+        assert _fp("application/json", b'{"a":1,"b":[1,2]}') == _fp(
+            "application/json", b'{ "b": [1, 2], "a": 1 }'
+        )
         assert _fp("application/json", b'{"a":1}') != _fp("application/json", b'{"a":2}')
 
     def test_multipart_boundary_does_not_matter(self) -> None:

@@ -3,18 +3,14 @@ several app processes through Redis."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import server_env, uvicorn_server
 
 from callcov.ratelimit.limiter import MemoryRateLimiter, RedisRateLimiter
-from conftest import REDIS_URL, TEST_SECRET, free_port
 
 pytestmark = pytest.mark.asyncio
 
@@ -81,40 +77,9 @@ class TestOneProcess:
 
 @pytest.fixture
 def two_servers(pg_url: str) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
-        "CALLCOV_ENVIRONMENT": "testing",
-        "CALLCOV_DB__URL": pg_url,
-        "CALLCOV_REDIS__URL": REDIS_URL,
-        "CALLCOV_REDIS__KEY_PREFIX": f"cctest:{uuid.uuid4().hex}:",
-        "CALLCOV_AUTH__JWT_SECRET": TEST_SECRET,
-        "CALLCOV_AUTH__API_KEY_PEPPER": TEST_SECRET,
-        "CALLCOV_RATELIMIT__DEFAULT_PER_WINDOW": "10",
-        "CALLCOV_LOG_LEVEL": "WARNING",
-    }
-    ports = [free_port(), free_port()]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "callcov.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        for url in urls:
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
+    env = server_env(pg_url, CALLCOV_RATELIMIT__DEFAULT_PER_WINDOW="10")
+    with uvicorn_server(env) as first, uvicorn_server(env) as second:
+        yield [first, second]
 
 
 async def test_two_processes_share_one_count(two_servers: list[str]) -> None:

@@ -6,11 +6,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, TEST_SECRET, last_email_token, running, unique_email
 
 from callcov.config import Settings
 from callcov.db import run_migrations
 from callcov.main import create_app
-from conftest import PASSWORD, TEST_SECRET, last_email_token, running, unique_email
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.sqlite]
 
@@ -27,7 +27,9 @@ async def test_sign_up_keys_and_idempotency_on_sqlite(tmp_path: Path) -> None:
     app = create_app(settings)
     async with running(app) as client:
         email = unique_email()
-        assert (await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+        assert (
+            await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        ).status_code == 201
         code = await last_email_token(app, email, "verify_email")
         tokens = (await client.post("/api/v1/auth/verify-email", json={"code": code})).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}", "Idempotency-Key": str(uuid.uuid4())}
@@ -38,6 +40,8 @@ async def test_sign_up_keys_and_idempotency_on_sqlite(tmp_path: Path) -> None:
         listed = await client.get("/api/v1/analysis", headers={"X-API-Key": key})
         assert listed.status_code == 200 and listed.json()["total"] == 0
         # In-process rate limiting (no Redis configured): the key's 4th request in the window is refused.
-        codes = [(await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code for _ in range(3)]
+        codes = [
+            (await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code for _ in range(3)
+        ]
         assert codes[-1] == 429
     assert (tmp_path / "callcov.db").exists()

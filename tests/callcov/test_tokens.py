@@ -6,9 +6,8 @@ import uuid
 import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
-
 from conftest import PASSWORD, TEST_SECRET, SignUp, last_email_token
+from fastapi import FastAPI
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,12 +37,16 @@ class TestRefresh:
 
     async def test_other_logins_survive_a_reuse(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
         account = await signed_up()
-        other = (await client.post("/api/v1/auth/login", json={"email": account.email, "password": PASSWORD})).json()
+        other = (
+            await client.post("/api/v1/auth/login", json={"email": account.email, "password": PASSWORD})
+        ).json()
         await _refresh(client, account.refresh_token)
         await _refresh(client, account.refresh_token)
         assert (await _refresh(client, other["refresh_token"])).status_code == 200
 
-    async def test_access_token_is_not_a_refresh_token(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
+    async def test_access_token_is_not_a_refresh_token(
+        self, client: httpx.AsyncClient, signed_up: SignUp
+    ) -> None:
         account = await signed_up()
         assert (await _refresh(client, account.access_token)).status_code == 401
         r = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {account.refresh_token}"})
@@ -76,8 +79,13 @@ class TestAccessToken:
         assert r.status_code == 401
 
     async def test_unknown_user_refused(self, client: httpx.AsyncClient) -> None:
-        claims = {"sub": str(uuid.uuid4()), "typ": "access", "jti": "x", "iat": int(time.time()),
-                  "exp": int(time.time()) + 60}
+        claims = {
+            "sub": str(uuid.uuid4()),
+            "typ": "access",
+            "jti": "x",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        }
         token = jwt.encode(claims, TEST_SECRET, algorithm="HS256")
         r = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401
@@ -98,7 +106,9 @@ class TestPasswordReset:
         await client.post("/api/v1/auth/password-reset", json={"email": account.email})
         token = await last_email_token(app, account.email, "password_reset")
         new_password = "N3w-passw0rd!"
-        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": new_password})
+        r = await client.post(
+            "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": new_password}
+        )
         assert r.status_code == 200 and r.json()["success"] is True
         again = await client.post(
             "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": "An0ther-pass!"}
@@ -117,9 +127,13 @@ class TestPasswordReset:
         await client.post("/api/v1/auth/password-reset", json={"email": account.email})
         first = await last_email_token(app, account.email, "password_reset")
         await client.post("/api/v1/auth/password-reset", json={"email": account.email})
-        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": first, "new_password": "N3w-passw0rd!"})
+        r = await client.post(
+            "/api/v1/auth/password-reset/confirm", json={"token": first, "new_password": "N3w-passw0rd!"}
+        )
         assert r.status_code == 400
 
     async def test_weak_new_password_refused(self, client: httpx.AsyncClient) -> None:
-        r = await client.post("/api/v1/auth/password-reset/confirm", json={"token": "x", "new_password": "weak"})
+        r = await client.post(
+            "/api/v1/auth/password-reset/confirm", json={"token": "x", "new_password": "weak"}
+        )
         assert r.status_code == 422

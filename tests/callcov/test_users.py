@@ -4,9 +4,8 @@ import random
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
 from conftest import PASSWORD, SignUp, create_key, last_email_token, unique_email
+from fastapi import FastAPI
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,7 +65,9 @@ class TestUpdateMe:
         assert weak.status_code == 422
         r = await client.put("/api/v1/users/me", json={"password": "An0ther-pass!"}, headers=account.headers)
         assert r.status_code == 200
-        login = await client.post("/api/v1/auth/login", json={"email": account.email, "password": "An0ther-pass!"})
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": account.email, "password": "An0ther-pass!"}
+        )
         assert login.status_code == 200
         refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
         assert refreshed.status_code == 401

@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-
-from conftest import PASSWORD, REDIS_URL, TEST_SECRET, free_port, token_in, unique_email
+from conftest import PASSWORD, free_port, server_env, token_in, unique_email
 
 pytestmark = pytest.mark.serve
 
@@ -23,20 +22,15 @@ pytestmark = pytest.mark.serve
 @pytest.fixture(scope="module")
 def served(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    env = {
-        **os.environ,
-        "CALLCOV_ENVIRONMENT": "testing",
-        "CALLCOV_DATA_DIR": str(tmp_path_factory.mktemp("serve")),
-        "CALLCOV_DB__URL": pg_url,
-        "CALLCOV_REDIS__URL": REDIS_URL,
-        "CALLCOV_REDIS__KEY_PREFIX": f"cctest:{uuid.uuid4().hex}:",
-        "CALLCOV_AUTH__JWT_SECRET": TEST_SECRET,
-        "CALLCOV_AUTH__API_KEY_PEPPER": TEST_SECRET,
-    }
+    env = server_env(pg_url, CALLCOV_DATA_DIR=str(tmp_path_factory.mktemp("serve")), CALLCOV_LOG_LEVEL="INFO")
     serve_bin = Path(sys.executable).parent / "callcov-serve"
     log = open(tmp_path_factory.mktemp("serve-log") / "serve.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(serve_bin), "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [str(serve_bin), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,7 +67,8 @@ def test_sign_up_and_call_through_serve(served: str, pg_url: str) -> None:
         assert r.status_code == 201, r.text
         with psycopg.connect(pg_url) as conn:
             body = conn.execute(
-                "SELECT body_text FROM email_messages WHERE to_address = %s ORDER BY created_at DESC", (email,)
+                "SELECT body_text FROM email_messages WHERE to_address = %s ORDER BY created_at DESC",
+                (email,),
             ).fetchone()
         tokens = client.post("/api/v1/auth/verify-email", json={"code": token_in(body[0])}).json()
         me = client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {tokens['access_token']}"})
@@ -82,6 +77,9 @@ def test_sign_up_and_call_through_serve(served: str, pg_url: str) -> None:
         assert len(me.headers.get_list("x-request-id")) == 1
         assert me.headers["x-request-id"].startswith("req_")
         assert me.headers["X-RateLimit-Limit"] == "100"
-        missing = client.get("/api/v1/analysis/" + str(uuid.uuid4()), headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        missing = client.get(
+            "/api/v1/analysis/" + str(uuid.uuid4()),
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
         assert missing.status_code == 404
         assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]

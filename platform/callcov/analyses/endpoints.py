@@ -30,7 +30,9 @@ async def list_analyses(
     status_filter: Annotated[Status | None, Query(description="Alias of `status`.")] = None,
     agent_id: Annotated[str | None, Query(max_length=255)] = None,
     contact_id: Annotated[str | None, Query(max_length=255)] = None,
-    search: Annotated[str | None, Query(max_length=255, description="Substring of agent or contact id.")] = None,
+    search: Annotated[
+        str | None, Query(max_length=255, description="Substring of agent or contact id.")
+    ] = None,
     created_gte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
     created_lte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
 ) -> Page[AnalysisPublic]:
@@ -47,7 +49,9 @@ async def list_analyses(
 
 
 @router.get("/{analysis_id}", responses={404: AnalysisNotFound.schema()})
-async def get_analysis(analysis_id: uuid.UUID, principal: AnyPrincipal, session: SessionDep) -> AnalysisPublic:
+async def get_analysis(
+    analysis_id: uuid.UUID, principal: AnyPrincipal, session: SessionDep
+) -> AnalysisPublic:
     row = await repository.get(session, principal, analysis_id)
     if row is None:
         raise AnalysisNotFound()

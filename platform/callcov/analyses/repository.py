@@ -27,7 +27,9 @@ class AnalysisFilters:
 
 
 def scoped(principal: Principal) -> SelectOfScalar[Analysis]:
-    return select(Analysis).where(Analysis.user_id == principal.account_id, Analysis.livemode == principal.livemode)
+    return select(Analysis).where(
+        Analysis.user_id == principal.account_id, Analysis.livemode == principal.livemode
+    )
 
 
 def _filtered(query: SelectOfScalar[Analysis], filters: AnalysisFilters) -> SelectOfScalar[Analysis]:
@@ -59,6 +61,8 @@ async def list_page(
     query = _filtered(scoped(principal), filters)
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     rows = await session.exec(
-        query.order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc()).offset(page.skip).limit(page.limit)
+        query.order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
+        .offset(page.skip)
+        .limit(page.limit)
     )
     return list(rows.all()), total

@@ -19,7 +19,9 @@ from callcov.models import ApiKey, User
 
 def _active_clause():  # type: ignore[no-untyped-def]
     now = utcnow()
-    return col(ApiKey.revoked_at).is_(None), or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now)
+    return col(ApiKey.revoked_at).is_(None), or_(
+        col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now
+    )
 
 
 async def create_api_key(
@@ -34,7 +36,9 @@ async def create_api_key(
         )
     ).one()
     if active >= settings.max_active_api_keys:
-        raise TooManyApiKeys(f"At most {settings.max_active_api_keys} active API keys per account: revoke one first")
+        raise TooManyApiKeys(
+            f"At most {settings.max_active_api_keys} active API keys per account: revoke one first"
+        )
     raw = generate_api_key(data.mode)
     key = ApiKey(
         user_id=user.id,

@@ -40,7 +40,9 @@ async def _active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def _usable_api_key(session: AsyncSession, settings: AuthSettings, raw_key: str) -> ApiKey:
     key = (
-        await session.exec(select(ApiKey).where(ApiKey.key_hash == keyed_hash(raw_key, settings.api_key_pepper)))
+        await session.exec(
+            select(ApiKey).where(ApiKey.key_hash == keyed_hash(raw_key, settings.api_key_pepper))
+        )
     ).first()
     if key is None or not key.is_usable(utcnow()):
         raise Unauthorized("Invalid API key")
@@ -58,7 +60,9 @@ async def resolve_principal(
     key = await _usable_api_key(session, settings, credential.value)
     user = await _active_user(session, key.user_id)
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=settings.last_used_resolution_s):
+    if key.last_used_at is None or now - key.last_used_at > timedelta(
+        seconds=settings.last_used_resolution_s
+    ):
         key.last_used_at = now
         session.add(key)
     return Principal(user=user, via="api_key", livemode=key.livemode, api_key_id=key.id)

@@ -44,11 +44,14 @@ async def register(session: AsyncSession, state: AppState, data: RegisterRequest
     email = data.email.lower()
     if await get_user_by_email(session, email) is not None:
         raise EmailAlreadyRegistered()
-    if data.phone_number and (
-        await session.exec(select(User).where(User.phone_number == data.phone_number))
-    ).first():
+    if (
+        data.phone_number
+        and (await session.exec(select(User).where(User.phone_number == data.phone_number))).first()
+    ):
         raise PhoneAlreadyInUse()
-    user = User(email=email, phone_number=data.phone_number, hashed_password=await hash_password(data.password))
+    user = User(
+        email=email, phone_number=data.phone_number, hashed_password=await hash_password(data.password)
+    )
     session.add(user)
     try:
         await session.flush()
@@ -77,7 +80,10 @@ async def create_email_token(session: AsyncSession, user_id: uuid.UUID, purpose:
     raw = generate_url_token()
     session.add(
         EmailToken(
-            user_id=user_id, purpose=purpose, token_hash=sha256_hex(raw), expires_at=now + timedelta(seconds=ttl_s)
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=sha256_hex(raw),
+            expires_at=now + timedelta(seconds=ttl_s),
         )
     )
     await session.flush()

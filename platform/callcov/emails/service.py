@@ -15,7 +15,9 @@ from callcov.state import AppState
 logger = logging.getLogger("callcov.emails")
 
 
-def queue_email(session: AsyncSession, state: AppState, *, to: str, subject: str, body: str, kind: str) -> None:
+def queue_email(
+    session: AsyncSession, state: AppState, *, to: str, subject: str, body: str, kind: str
+) -> None:
     message = EmailMessage(to_address=to, subject=subject, body_text=body, kind=kind)
     session.add(message)
 

@@ -42,7 +42,9 @@ class IdempotencyMiddleware:
         state = state_of_app(scope["app"])
         if not key or len(key) > state.settings.idempotency.max_key_length:
             response = error_response(
-                scope, 400, f"Idempotency-Key must be 1 to {state.settings.idempotency.max_key_length} characters",
+                scope,
+                400,
+                f"Idempotency-Key must be 1 to {state.settings.idempotency.max_key_length} characters",
                 code="validation_error",
             )
             await response(scope, receive, send)
@@ -60,11 +62,16 @@ class IdempotencyMiddleware:
         limits = state.settings.storage
         try:
             spool, size = await spool_body(
-                receive, max_bytes=limits.max_upload_bytes + 1024 * 1024, memory_bytes=limits.spool_memory_bytes
+                receive,
+                max_bytes=limits.max_upload_bytes + 1024 * 1024,
+                memory_bytes=limits.spool_memory_bytes,
             )
         except BodyTooLarge as exc:
             response = error_response(
-                scope, 413, "Request body too large", code="file_too_large",
+                scope,
+                413,
+                "Request body too large",
+                code="file_too_large",
                 details={"max_size_bytes": exc.limit},
             )
             await response(scope, receive, send)
@@ -122,13 +129,16 @@ async def _answer_without_running(claim: store.Claim, scope: Scope, receive: Rec
         return
     if isinstance(claim, store.Mismatch):
         response = error_response(
-            scope, 422,
+            scope,
+            422,
             "Keys for idempotent requests can only be used with the same parameters they were first used with",
             code="idempotency_key_reused",
         )
     else:
         response = error_response(
-            scope, 409, "A request with this Idempotency-Key is still being processed: retry later",
+            scope,
+            409,
+            "A request with this Idempotency-Key is still being processed: retry later",
             code="idempotency_key_in_use",
         )
     await response(scope, receive, send)

@@ -51,7 +51,10 @@ class Scope:
 
 
 async def claim(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: IdempotencySettings, scope: Scope, fingerprint: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: IdempotencySettings,
+    scope: Scope,
+    fingerprint: str,
 ) -> Claim:
     """Take the key for this request, or say why not. Safe under concurrent identical requests:
     the unique index on (account, mode, key) lets exactly one insert win."""

@@ -56,9 +56,15 @@ class RateLimitMiddleware:
         decision = await state.limiter.hit(key, limit, settings.window_s)
         headers = decision.headers()
         if not decision.allowed:
-            message = f"Rate limit exceeded: {limit} requests per {settings.window_s} s. Retry after the reset."
+            message = (
+                f"Rate limit exceeded: {limit} requests per {settings.window_s} s. Retry after the reset."
+            )
             response = error_response(
-                scope, 429, message, code="rate_limit_exceeded", headers=headers,
+                scope,
+                429,
+                message,
+                code="rate_limit_exceeded",
+                headers=headers,
                 details={"limit": limit, "window_s": settings.window_s, "reset": decision.reset},
             )
             await response(scope, receive, send)
