@@ -1,0 +1,52 @@
+"""The transcript every stage shares: produced by the transcription deployment, read by the scorers,
+stored on the analysis as JSON. Times are seconds from the start of the recording."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Speaker = Literal["agent", "customer", "A", "B"]
+ROLE_LABELS = {"agent": "Agent", "customer": "Customer", "A": "Speaker A", "B": "Speaker B"}
+
+
+class Word(BaseModel):
+    text: str
+    start: float
+    end: float
+    probability: float = Field(ge=0, le=1)
+
+
+class Segment(BaseModel):
+    """One turn: consecutive speech of one speaker."""
+
+    speaker: Speaker
+    channel: int | None = None
+    text: str
+    start: float
+    end: float
+    confidence: float = Field(ge=0, le=1)
+    words: list[Word] = Field(default_factory=list)
+
+
+class Transcript(BaseModel):
+    language: str
+    duration_s: float
+    segments: list[Segment]
+    # How speakers were told apart: "channels" (stereo), "turns" (mono: pauses, voice features, roles).
+    diarization: Literal["channels", "turns", "none"] = "none"
+    model: str = ""
+
+    @property
+    def text(self) -> str:
+        """One turn per line, prefixed by the role: ``Agent: …`` / ``Customer: …``."""
+        return "\n".join(f"{ROLE_LABELS[s.speaker]}: {s.text.strip()}" for s in self.segments)
+
+    def public(self) -> dict[str, object]:
+        """The contract's ``transcript`` object."""
+        return {
+            "text": self.text,
+            "language": self.language,
+            "segments": [s.model_dump(exclude_none=True) for s in self.segments],
+        }

@@ -1,0 +1,47 @@
+"""What the platform needs from the models, as Protocols. ``deployments/`` implements them with Ray
+Serve handles; tests may pass doubles for fast unit tests. Nothing here imports a model library."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from callcov.analyses.transcript import Transcript
+
+
+class TranscriptionRequest(BaseModel):
+    audio_path: str  # a local path (or storage URI resolved to one) that the transcriber can read
+    language: str | None = None
+    # Stereo calls: which channel is the agent (the other is the customer).
+    agent_channel: int = 0
+
+
+class Transcriber(Protocol):
+    async def transcribe(self, request: TranscriptionRequest) -> Transcript: ...
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: str
+
+
+class LLMClient(Protocol):
+    """An OpenAI-compatible chat endpoint (vLLM on GPUs, llama.cpp on CPUs, or any external one)."""
+
+    model: str
+
+    async def chat_json(
+        self, messages: list[ChatMessage], schema: dict[str, Any], *, max_tokens: int = 1024
+    ) -> dict[str, Any]:
+        """One completion constrained by ``schema`` (JSON Schema), parsed. Raises ``LLMOutputInvalid``
+        when the answer is not valid JSON for the schema."""
+        ...
+
+
+class InferenceError(Exception):
+    """A transient failure of a model backend (busy, unavailable, timed out): the job is retried."""
+
+
+class LLMOutputInvalid(Exception):
+    """The model answered, but not with JSON that satisfies the schema."""
