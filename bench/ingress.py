@@ -35,15 +35,25 @@ DIRECT_PORT = 30000  # the first port Serve gives a direct-ingress replica
 TARGET_PORT = "BENCH_TARGET_PORT"  # which port the load goes to, when not the proxy's
 MARK_BEGIN, MARK_END = "<!-- ingress:begin -->", "<!-- ingress:end -->"
 
+# Ray's own defaults, set explicitly: callcov-serve otherwise turns both off.
+RAY_DEFAULT_LOOPS = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",
+}
+
 VARIANTS = {
     "uvicorn (1 process, uvloop + httptools)": None,
-    "Ray Serve, defaults (proxy -> replica, user code on its own loop thread)": {},
+    "Ray Serve, defaults (proxy -> replica, user code on its own loop thread)": dict(RAY_DEFAULT_LOOPS),
     "Ray Serve, user code and router on the replica's main loop": {
         "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
         "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     },
-    "Ray Serve, direct ingress, through the proxy port": {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+    "Ray Serve, direct ingress, through the proxy port": {
+        **RAY_DEFAULT_LOOPS,
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    },
     "Ray Serve, direct ingress, on the replica's own port": {
+        **RAY_DEFAULT_LOOPS,
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
         TARGET_PORT: str(DIRECT_PORT),
     },
