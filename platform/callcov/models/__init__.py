@@ -5,7 +5,19 @@ from callcov.models.api_key import ApiKey
 from callcov.models.email_message import EmailMessage
 from callcov.models.email_token import EmailToken
 from callcov.models.idempotency_key import IdempotencyKey
+from callcov.models.job import Job
 from callcov.models.refresh_token import RefreshToken
+from callcov.models.usage_record import UsageRecord
 from callcov.models.user import User
 
-__all__ = ["Analysis", "ApiKey", "EmailMessage", "EmailToken", "IdempotencyKey", "RefreshToken", "User"]
+__all__ = [
+    "Analysis",
+    "ApiKey",
+    "EmailMessage",
+    "EmailToken",
+    "IdempotencyKey",
+    "Job",
+    "RefreshToken",
+    "UsageRecord",
+    "User",
+]

@@ -26,6 +26,8 @@ class Analysis(SQLModel, table=True):
     call_timestamp: datetime | None = optional_time_field()
     duration_ms: int | None = None
     audio_url: str | None = Field(default=None, max_length=2048)
+    # Where the audio is kept (storage URI); `audio_url` is what the client gave, if anything.
+    audio_uri: str | None = Field(default=None, max_length=2048)
     audio_size_bytes: int | None = None
     audio_format: str | None = Field(default=None, max_length=16)
     audio_channels: int | None = None
@@ -37,6 +39,12 @@ class Analysis(SQLModel, table=True):
     webhook_url: str | None = Field(default=None, max_length=2048)
     error_message: str | None = Field(default=None, max_length=2000)
     processing_time_ms: int | None = None
+    # What produced the results, for audits and reprocessing.
+    rubric_id: str = Field(default="default", max_length=64)
+    rubric_version: str | None = Field(default=None, max_length=32)
+    prompt_version: str | None = Field(default=None, max_length=32)
+    transcriber_model: str | None = Field(default=None, max_length=128)
+    llm_model: str | None = Field(default=None, max_length=128)
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
     completed_at: datetime | None = optional_time_field()

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from callcov.models.base import created_field, id_field, optional_time_field, user_fk
+
+
+class UsageRecord(SQLModel, table=True):
+    """Audio minutes of one live-mode analysis, recorded once, with the analysis' creation."""
+
+    __tablename__ = "usage_records"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = user_fk()
+    analysis_id: uuid.UUID = Field(foreign_key="analyses.id", ondelete="CASCADE", unique=True)
+    minutes: float
+    created_at: datetime = created_field()
+    # Set when the billing provider has confirmed it (Stripe usage reporting).
+    reported_at: datetime | None = optional_time_field()

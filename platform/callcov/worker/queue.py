@@ -1,0 +1,147 @@
+"""The durable job queue in the database.
+
+``enqueue`` adds a job inside the caller's transaction (so the job exists exactly when the change
+that needs it commits). ``claim`` takes due jobs with a lease, atomically: ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, a single ``UPDATE … RETURNING`` on SQLite (whose writers are serialised). A job whose
+lease ran out (its worker crashed) is due again. Each step after ``enqueue`` is its own transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import tenacity
+from sqlalchemy import and_, or_, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from callcov.kit.time import utcnow
+from callcov.models import Job
+
+# Backoff between attempts of a transiently failing job: exponential from 2 s, capped at 5 min,
+# with jitter (tenacity computes it; the queue stores the time of the next attempt).
+BACKOFF = tenacity.wait_exponential_jitter(multiplier=2, max=300, jitter=2)
+
+
+def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *, max_attempts: int = 8) -> Job:
+    job = Job(kind=kind, payload=payload, max_attempts=max_attempts)
+    session.add(job)
+    return job
+
+
+def backoff_s(attempt: int) -> float:
+    state = tenacity.RetryCallState(retry_object=tenacity.AsyncRetrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return float(BACKOFF(state))
+
+
+def _due(now: Any) -> Any:
+    return or_(
+        and_(col(Job.status) == "queued", col(Job.run_after) <= now),
+        and_(col(Job.status) == "running", col(Job.lease_until) < now),
+    )
+
+
+async def claim(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    worker_id: str,
+    kinds: Sequence[str],
+    lease_s: float,
+    limit: int,
+) -> list[Job]:
+    async with sessionmaker() as session:
+        now = utcnow()
+        candidates = (
+            select(Job.id)
+            .where(_due(now), col(Job.kind).in_(kinds))
+            .order_by(col(Job.run_after))
+            .limit(limit)
+        )
+        if session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed = await session.exec(
+            update(Job)
+            .where(col(Job.id).in_(candidates.scalar_subquery()), _due(now))
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                lease_until=now + timedelta(seconds=lease_s),
+                locked_by=worker_id,
+                updated_at=now,
+            )
+            .returning(Job)
+        )
+        jobs = [
+            row[0] if isinstance(row, tuple) or hasattr(row, "_mapping") else row for row in claimed.all()
+        ]
+        await session.commit()
+        return jobs
+
+
+async def extend_lease(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str, lease_s: float
+) -> bool:
+    """Keep a long job's lease alive; False if the job is no longer ours."""
+    return await _update_owned(
+        sessionmaker, job_id, worker_id, lease_until=utcnow() + timedelta(seconds=lease_s)
+    )
+
+
+async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str) -> bool:
+    now = utcnow()
+    return await _update_owned(
+        sessionmaker, job_id, worker_id, status="done", finished_at=now, lease_until=None
+    )
+
+
+async def retry_later(
+    sessionmaker: async_sessionmaker[AsyncSession], job: Job, worker_id: str, error: str
+) -> bool:
+    """Reschedule after a transient failure, or give up (status ``failed``) after ``max_attempts``.
+    Returns True when the job will run again."""
+    if job.attempts >= job.max_attempts:
+        await fail(sessionmaker, job.id, worker_id, error)
+        return False
+    run_after = utcnow() + timedelta(seconds=backoff_s(job.attempts))
+    await _update_owned(
+        sessionmaker,
+        job.id,
+        worker_id,
+        status="queued",
+        run_after=run_after,
+        lease_until=None,
+        last_error=error[:2000],
+    )
+    return True
+
+
+async def fail(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str, error: str
+) -> bool:
+    return await _update_owned(
+        sessionmaker,
+        job_id,
+        worker_id,
+        status="failed",
+        finished_at=utcnow(),
+        lease_until=None,
+        last_error=error[:2000],
+    )
+
+
+async def _update_owned(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str, **values: Any
+) -> bool:
+    async with sessionmaker() as session:
+        result = await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.locked_by) == worker_id, col(Job.status) == "running")
+            .values(updated_at=utcnow(), **values)
+        )
+        await session.commit()
+        return bool(result.rowcount == 1)
