@@ -67,6 +67,10 @@ def package_file(package: str, relative: str) -> Path:
 
 
 def models_dir() -> Path:
+    """``CALLCOV_MODELS_DIR``, else ``<CALLCOV_DATA_DIR>/models`` (``./var/models`` by default)."""
+    explicit = os.environ.get("CALLCOV_MODELS_DIR")
+    if explicit:
+        return Path(explicit)
     return Path(os.environ.get("CALLCOV_DATA_DIR", Path.cwd() / "var")) / "models"
 
 

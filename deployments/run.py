@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_migrations:
         run_migrations(settings)
     config = prepare_config(args.config.resolve(), args.host, args.port)
+    http = (yaml.safe_load(config.read_text()) or {}).get("http_options", {})
+    # The dispatcher reaches the `llm` app through this same Serve HTTP endpoint unless told otherwise.
+    os.environ.setdefault(
+        "CALLCOV_INFERENCE__LLM_BASE_URL", f"http://127.0.0.1:{http.get('port', 8000)}/llm/v1"
+    )
     serve_cli = Path(sys.executable).parent / "serve"
     os.chdir(ROOT)
     os.execv(str(serve_cli), [str(serve_cli), "run", str(config)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,8 @@ def server_env(pg_url: str, **overrides: str) -> dict[str, str]:
         "CALLCOV_AUTH__JWT_SECRET": TEST_SECRET,
         "CALLCOV_AUTH__API_KEY_PEPPER": TEST_SECRET,
         "CALLCOV_LOG_LEVEL": "WARNING",
+        # Assembled model weights are kept between runs (they come from the installed packages).
+        "CALLCOV_MODELS_DIR": os.environ.get("CALLCOV_MODELS_DIR", "/tmp/callcov-models"),
         **overrides,
     }
 
@@ -157,6 +160,55 @@ def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def callcov_serve(
+    env: dict[str, str], port: int, log_path: Path, *, timeout_s: float = 240
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``callcov-serve`` (local Ray + every Serve app of the config) on ``port``; yields its base URL
+    and process once ``/health`` answers. Stopped with SIGINT (Serve shuts down cleanly), SIGKILL as a
+    last resort."""
+    serve_bin = Path(sys.executable).parent / "callcov-serve"
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [str(serve_bin), "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout_s
+        while not _healthy(url):
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"callcov-serve did not come up\n{log_tail(log_path)}")
+            time.sleep(1)
+        yield url, proc
+    finally:
+        stop_process_group(proc)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], *, hard: bool = False) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
 
 
 def unique_email() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from callcov.analyses.endpoints import calls_router
 from callcov.analyses.endpoints import router as analyses_router
 from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
@@ -14,6 +15,6 @@ API_PREFIX = "/api/v1"
 
 def build_api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for domain in (auth_router, users_router, api_keys_router, analyses_router):
+    for domain in (auth_router, users_router, api_keys_router, analyses_router, calls_router):
         router.include_router(domain)
     return router

@@ -93,9 +93,32 @@ class IdempotencySettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
+    # Where audio is kept; empty means ``<data_dir>/audio``.
+    root: str = ""
     max_upload_bytes: int = 500 * 1024 * 1024
     # Request bodies bigger than this are spooled to disk instead of memory.
     spool_memory_bytes: int = 1024 * 1024
+    download_timeout_s: float = 120.0
+    # Networks that audio_url and webhook_url may reach although private (local development and
+    # tests only), e.g. ["127.0.0.0/8"]. Empty in production.
+    url_allow: list[str] = Field(default_factory=list)
+
+
+class InferenceSettings(BaseModel):
+    # The Serve application that transcribes (called through a handle by the dispatcher).
+    whisper_app: str = "whisper"
+    # Any OpenAI-compatible endpoint: the `llm` Serve app (llama.cpp on CPU, vLLM on GPU) by default.
+    llm_base_url: str = "http://127.0.0.1:8000/llm/v1"
+    llm_model: str = "callcov-cpu-llm"
+    llm_api_key: str = ""
+    llm_timeout_s: float = 300.0
+
+
+class WorkerSettings(BaseModel):
+    concurrency: int = 2
+    lease_s: float = 120.0
+    poll_interval_s: float = 2.0
+    max_attempts: int = 6
 
 
 class ServeSettings(BaseModel):
@@ -119,10 +142,16 @@ class Settings(BaseSettings):
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def database_url(self) -> str:
         return self.db.resolved_url(self.data_dir)
+
+    @property
+    def storage_root(self) -> Path:
+        return Path(self.storage.root) if self.storage.root else self.data_dir / "audio"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

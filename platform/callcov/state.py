@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.config import Settings
 
 if TYPE_CHECKING:
+    from callcov.analyses.storage import Storage
     from callcov.emails.sender import EmailSender
     from callcov.ratelimit.limiter import RateLimiter
 
@@ -24,6 +25,7 @@ class AppState:
     redis: Any  # redis.asyncio.Redis | None
     limiter: RateLimiter
     email_sender: EmailSender
+    storage: Storage
 
 
 def state_of_app(app: Any) -> AppState:

@@ -22,10 +22,11 @@ from callcov.models import Job
 from callcov.worker import queue
 
 
-
 @pytest_asyncio.fixture(params=["postgresql", "sqlite"])
 async def sessionmaker(
-    request: pytest.FixtureRequest, settings_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+    settings_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     if request.param == "postgresql":
         settings = settings_factory()
@@ -79,7 +80,9 @@ async def test_expired_lease_is_claimed_again(sessionmaker) -> None:  # type: ig
     [job] = await queue.claim(sessionmaker, worker_id="crashed", kinds=[kind], lease_s=30, limit=1)
     assert await queue.claim(sessionmaker, worker_id="other", kinds=[kind], lease_s=30, limit=1) == []
     async with sessionmaker() as session:
-        await session.exec(update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1)))  # type: ignore[arg-type]
+        await session.exec(
+            update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )  # type: ignore[arg-type]
         await session.commit()
     [again] = await queue.claim(sessionmaker, worker_id="other", kinds=[kind], lease_s=30, limit=1)
     assert again.id == job_id and again.attempts == 2 and again.locked_by == "other"

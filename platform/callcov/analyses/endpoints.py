@@ -1,18 +1,24 @@
-"""/analysis: read analyses (submission arrives with the analysis pipeline)."""
+"""/analysis: submit calls and read analyses (and the /calls/analyze alias of submission)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.analyses import repository
+from callcov.analyses import repository, service
+from callcov.analyses.errors import FileTooLarge, InvalidFileFormat
 from callcov.analyses.schemas import AnalysisPublic, Status
+from callcov.analyses.submission import SubmissionFields, read_submission
 from callcov.auth.deps import AnyPrincipal
+from callcov.auth.principal import Principal
 from callcov.db import SessionDep
-from callcov.errors import NotFound, Unauthorized
+from callcov.errors import ErrorBody, NotFound, Unauthorized
 from callcov.kit.pagination import Page, PageDep
+from callcov.kit.text import SafeStr
+from callcov.state import AppState, get_state
 
 router = APIRouter(prefix="/analysis", tags=["analysis"], responses={401: Unauthorized.schema()})
 
@@ -28,10 +34,10 @@ async def list_analyses(
     page: PageDep,
     status: Annotated[Status | None, Query(description="processing, completed or failed")] = None,
     status_filter: Annotated[Status | None, Query(description="Alias of `status`.")] = None,
-    agent_id: Annotated[str | None, Query(max_length=255)] = None,
-    contact_id: Annotated[str | None, Query(max_length=255)] = None,
+    agent_id: Annotated[SafeStr | None, Query(max_length=255)] = None,
+    contact_id: Annotated[SafeStr | None, Query(max_length=255)] = None,
     search: Annotated[
-        str | None, Query(max_length=255, description="Substring of agent or contact id.")
+        SafeStr | None, Query(max_length=255, description="Substring of agent or contact id.")
     ] = None,
     created_gte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
     created_lte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
@@ -56,3 +62,72 @@ async def get_analysis(
     if row is None:
         raise AnalysisNotFound()
     return AnalysisPublic.of(row)
+
+
+SUBMISSION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["agent_id", "contact_id", "audio_file"],
+                    "properties": {
+                        "audio_file": {"type": "string", "format": "binary"},
+                        "agent_id": {"type": "string", "maxLength": 255},
+                        "contact_id": {"type": "string", "maxLength": 255},
+                        "webhook_url": {"type": "string", "maxLength": 2048},
+                        "metadata": {"type": "string", "description": "A JSON object, as a string"},
+                        "call_direction": {"type": "string", "enum": ["inbound", "outbound"]},
+                        "call_timestamp": {"type": "string", "description": "ISO 8601 or Unix seconds"},
+                        "language": {"type": "string"},
+                        "rubric": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {"schema": SubmissionFields.model_json_schema()},
+        },
+    }
+}
+SUBMISSION_ERRORS: dict[int | str, dict[str, object]] = {
+    400: InvalidFileFormat.schema(),
+    413: FileTooLarge.schema(),
+    422: {"model": ErrorBody, "description": "Validation error"},
+}
+
+
+async def _submit(
+    request: Request, principal: Principal, session: AsyncSession, state: AppState
+) -> AnalysisPublic:
+    submission = await read_submission(request, state)
+    try:
+        analysis = await service.create_analysis(session, state, principal, submission)
+    except BaseException:
+        await state.storage.delete(submission.audio.uri)
+        raise
+    return AnalysisPublic.of(analysis)
+
+
+@router.post("", status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ERRORS)
+async def submit_analysis(
+    request: Request,
+    principal: AnyPrincipal,
+    session: SessionDep,
+    state: Annotated[AppState, Depends(get_state)],
+) -> AnalysisPublic:
+    """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
+    return await _submit(request, principal, session, state)
+
+
+calls_router = APIRouter(prefix="/calls", tags=["analysis"], responses={401: Unauthorized.schema()})
+
+
+@calls_router.post("/analyze", status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ERRORS)
+async def analyze_call(
+    request: Request,
+    principal: AnyPrincipal,
+    session: SessionDep,
+    state: Annotated[AppState, Depends(get_state)],
+) -> AnalysisPublic:
+    """Alias of ``POST /analysis`` used by the guides."""
+    return await _submit(request, principal, session, state)

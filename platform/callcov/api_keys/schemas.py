@@ -5,13 +5,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from callcov.kit.text import SafeStr
 from callcov.kit.time import to_unix
 from callcov.models import ApiKey
 
 
 class ApiKeyCreate(BaseModel):
-    description: str | None = Field(default=None, max_length=500)
-    name: str | None = Field(default=None, max_length=255, description="Alias of description in some guides.")
+    description: SafeStr | None = Field(default=None, max_length=500)
+    name: SafeStr | None = Field(
+        default=None, max_length=255, description="Alias of description in some guides."
+    )
     mode: Literal["live", "test"] = "live"
 
 

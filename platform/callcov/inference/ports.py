@@ -45,3 +45,20 @@ class InferenceError(Exception):
 
 class LLMOutputInvalid(Exception):
     """The model answered, but not with JSON that satisfies the schema."""
+
+
+class LLMRequestRejected(Exception):
+    """The endpoint refused the request (a 4xx other than 408/429, or a reply that is not a chat
+    completion): wrong model name, URL or key, or a prompt over the context. Retrying will not help:
+    the scorer degrades to its deterministic checks."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rejected, (str(self), self.status_code))
+
+
+def _rejected(message: str, status_code: int) -> LLMRequestRejected:
+    return LLMRequestRejected(message, status_code=status_code)

@@ -33,6 +33,10 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
             )
         if not isinstance(value, str):
             raise InvalidMetadata(f"metadata value for '{key}' must be a string", details={"key": key})
+        if "\x00" in key or "\x00" in value:
+            raise InvalidMetadata(
+                "metadata may not contain NUL characters", details={"key": key.replace("\x00", "")}
+            )
         if len(value) > MAX_VALUE_LENGTH:
             raise InvalidMetadata(
                 f"metadata value for '{key}' exceeds {MAX_VALUE_LENGTH} characters", details={"key": key}

@@ -12,6 +12,7 @@ T = TypeVar("T")
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
+MAX_SKIP = 2**31 - 1  # beyond any list, and within every database's integer range
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class PageParams:
 
 
 def page_params(
-    skip: Annotated[int | None, Query(ge=0, description="Number of records to skip.")] = None,
-    offset: Annotated[int | None, Query(ge=0, description="Alias of `skip`.")] = None,
+    skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Number of records to skip.")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Alias of `skip`.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 100).")] = DEFAULT_LIMIT,
 ) -> PageParams:
     start = skip if skip is not None else (offset if offset is not None else 0)

@@ -1,0 +1,245 @@
+"""faster-whisper behind the transcription deployment: model files, audio decoding, one channel's
+transcription, and turns built from timed pieces. ``faster_whisper`` and ``av`` are imported inside the
+functions that need them, so this module imports on any machine."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callcov.analyses.transcript import Segment, Speaker, Word
+from deployments.model_assets import WHISPER_BASE, ensure_asset, models_dir
+
+SAMPLE_RATE = 16_000
+PACKAGED_MODELS = {"base": WHISPER_BASE, "whisper-base": WHISPER_BASE}
+# Two channels this similar (normalised correlation) are one signal recorded twice: a mono call.
+DUAL_MONO_CORRELATION = 0.98
+
+
+class AudioError(ValueError):
+    """The audio cannot be read or decoded. Permanent: retrying will not help."""
+
+
+@dataclass
+class SpokenWord:
+    text: str  # as Whisper spells it, with its leading space
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class SpokenSegment:
+    """A timed stretch of text from one channel (a Whisper segment, or a piece of one)."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+    words: list[SpokenWord] = field(default_factory=list)
+
+
+@dataclass
+class ChannelResult:
+    segments: list[SpokenSegment]
+    language: str
+    language_probability: float
+    speech_s: float  # seconds of speech the VAD kept (the whole channel without VAD)
+
+
+def resolve_model(model: str, model_dir: str | None) -> tuple[Path, str]:
+    """The folder of a CTranslate2 Whisper model and the name to record for it.
+
+    ``base`` is assembled from the PyPI packages (checksum-verified). An existing folder is used as is.
+    Any other name (``large-v3``) must already sit under ``model_dir`` (default:
+    ``$CALLCOV_INFERENCE__MODEL_DIR``, else ``$CALLCOV_DATA_DIR/models``) as ``<name>``,
+    ``faster-whisper-<name>`` or ``whisper-<name>``. Nothing is ever downloaded.
+    """
+    root = Path(model_dir or os.environ.get("CALLCOV_INFERENCE__MODEL_DIR") or models_dir())
+    if model in PACKAGED_MODELS:
+        return ensure_asset(PACKAGED_MODELS[model], root), "faster-whisper/base"
+    if Path(model).is_dir():
+        return Path(model), f"faster-whisper/{Path(model).name}"
+    candidates = [root / model, root / f"faster-whisper-{model}", root / f"whisper-{model}"]
+    for candidate in candidates:
+        if (candidate / "model.bin").is_file():
+            return candidate, f"faster-whisper/{model}"
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"Whisper model {model!r} not found (looked in {tried}); it is never downloaded")
+
+
+def resolve_device(device: str, compute_type: str | None) -> tuple[str, str]:
+    """``auto`` becomes ``cuda`` when CTranslate2 sees a GPU; the compute type defaults per device."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    return device, compute_type or ("float16" if device == "cuda" else "int8")
+
+
+def load_model(path: Path, device: str, compute_type: str, cpu_threads: int, num_workers: int) -> Any:
+    """A ``faster_whisper.WhisperModel`` from local files only."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        str(path),
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        num_workers=num_workers,
+        local_files_only=True,
+    )
+
+
+def local_path(audio_path: str) -> Path:
+    """A readable local file from a path or a ``file://`` URI."""
+    if audio_path.startswith("file://"):
+        audio_path = audio_path[len("file://") :]
+    elif "://" in audio_path:
+        raise AudioError(f"the transcriber reads local files only, not {audio_path.split('://')[0]} URIs")
+    path = Path(audio_path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    return path
+
+
+def decode_channels(path: Path) -> list[np.ndarray]:
+    """Float32 16 kHz samples: one array for a mono call, two (left, right) for a stereo one.
+
+    A stereo file whose channels carry the same signal (dual mono) counts as mono. Files with more
+    than two channels are downmixed to stereo.
+    """
+    import av
+    from faster_whisper import decode_audio
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioError("the file has no audio stream")
+            channels = container.streams.audio[0].channels
+        if channels < 2:
+            return [decode_audio(str(path), sampling_rate=SAMPLE_RATE)]
+        left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
+    except av.FFmpegError as exc:
+        raise AudioError(f"the audio could not be decoded: {exc}") from exc
+    if _correlation(left, right) >= DUAL_MONO_CORRELATION:
+        return [(left + right) / 2]
+    return [left, right]
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b)) / norm if norm > 0 else (1.0 if not a.any() and not b.any() else 0.0)
+
+
+def transcribe_channel(engine: Any, audio: np.ndarray, options: dict[str, Any]) -> ChannelResult:
+    """Run Whisper on one channel. ``engine`` is a ``WhisperModel`` or a ``BatchedInferencePipeline``;
+    ``options`` are keyword arguments of its ``transcribe``. Times are seconds in the original audio."""
+    duration = len(audio) / SAMPLE_RATE
+    if duration < 0.1:
+        return ChannelResult([], options.get("language") or "en", 0.0, 0.0)
+    raw_segments, info = engine.transcribe(audio, **options)
+    segments = [_segment(raw, duration) for raw in raw_segments]
+    speech_s = info.duration_after_vad if info.duration_after_vad is not None else duration
+    return ChannelResult(
+        [s for s in segments if s.text], info.language, float(info.language_probability), float(speech_s)
+    )
+
+
+def _segment(raw: Any, duration: float) -> SpokenSegment:
+    words = [
+        SpokenWord(w.word, _clock(w.start, duration), _clock(w.end, duration), _unit(float(w.probability)))
+        for w in raw.words or ()
+        if w.word.strip()
+    ]
+    if words:
+        start, end = words[0].start, words[-1].end
+        confidence = sum(w.probability for w in words) / len(words)
+    else:
+        start, end = _clock(raw.start, duration), _clock(raw.end, duration)
+        confidence = _unit(math.exp(raw.avg_logprob))
+    return SpokenSegment(raw.text.strip(), start, end, confidence, words)
+
+
+def _clock(seconds: float, duration: float) -> float:
+    return round(min(max(float(seconds), 0.0), duration), 2)
+
+
+def _unit(value: float) -> float:
+    return min(max(value, 0.0), 1.0)
+
+
+def split_pieces(segments: Sequence[SpokenSegment], min_pause_s: float) -> list[SpokenSegment]:
+    """Cut segments at pauses between words and after sentence ends, so a segment that spans the other
+    speaker's turn (VAD-merged chunks, batched decoding) comes apart; ``build_turns`` joins the pieces
+    of one speaker again. Segments without words stay whole."""
+    pieces: list[SpokenSegment] = []
+    for segment in segments:
+        if not segment.words:
+            pieces.append(segment)
+            continue
+        current = [segment.words[0]]
+        for previous, word in pairwise(segment.words):
+            if word.start - previous.end >= min_pause_s or previous.text.rstrip()[-1:] in {".", "?", "!"}:
+                pieces.append(_piece(current))
+                current = []
+            current.append(word)
+        pieces.append(_piece(current))
+    return pieces
+
+
+def _piece(words: list[SpokenWord]) -> SpokenSegment:
+    return SpokenSegment(
+        text="".join(w.text for w in words).strip(),
+        start=words[0].start,
+        end=words[-1].end,
+        confidence=sum(w.probability for w in words) / len(words),
+        words=words,
+    )
+
+
+def build_turns(
+    labelled: Iterable[tuple[Speaker, int | None, SpokenSegment]], turn_gap_s: float
+) -> list[Segment]:
+    """Time-ordered turns: consecutive pieces of one speaker closer than ``turn_gap_s`` become one."""
+    ordered = sorted(labelled, key=lambda item: (item[2].start, item[2].end))
+    groups: list[tuple[Speaker, int | None, list[SpokenSegment]]] = []
+    for speaker, channel, piece in ordered:
+        last = groups[-1] if groups else None
+        if last and last[0] == speaker and last[1] == channel and piece.start - last[2][-1].end <= turn_gap_s:
+            last[2].append(piece)
+        else:
+            groups.append((speaker, channel, [piece]))
+    return [_turn(speaker, channel, pieces) for speaker, channel, pieces in groups]
+
+
+def _turn(speaker: Speaker, channel: int | None, pieces: Sequence[SpokenSegment]) -> Segment:
+    spans = [max(p.end - p.start, 0.01) for p in pieces]
+    confidence = sum(p.confidence * s for p, s in zip(pieces, spans, strict=True)) / sum(spans)
+    return Segment(
+        speaker=speaker,
+        channel=channel,
+        text=_join_text(pieces),
+        start=min(p.start for p in pieces),
+        end=max(p.end for p in pieces),
+        confidence=_unit(confidence),
+        words=[
+            Word(text=w.text.strip(), start=w.start, end=w.end, probability=w.probability)
+            for p in pieces
+            for w in p.words
+        ],
+    )
+
+
+def _join_text(pieces: Sequence[SpokenSegment]) -> str:
+    """Whisper's own spacing (its words carry their leading spaces) where all pieces have words."""
+    if all(p.words for p in pieces):
+        return "".join(w.text for p in pieces for w in p.words).strip()
+    return " ".join(p.text for p in pieces)

@@ -1,0 +1,75 @@
+"""Errors of audio ingestion: format, size, URL and download failures (all picklable AppErrors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from callcov.errors import AppError
+
+
+class InvalidFileFormat(AppError):
+    """Unreadable or non-audio content; ``details`` names the detected type."""
+
+    status_code = 400
+    code = "invalid_file_format"
+    default_message = (
+        "The file is not a supported audio format (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm)"
+    )
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        detected_type: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if detected_type is not None:
+            merged.setdefault("detected_type", detected_type)
+        super().__init__(message, details=merged, headers=headers)
+
+
+class EmptyAudio(InvalidFileFormat):
+    """The file is empty or its audio has no duration."""
+
+    default_message = "The audio is empty (zero bytes or zero duration)"
+
+
+class FileTooLarge(AppError):
+    """The body is over the size limit; found while streaming."""
+
+    status_code = 413
+    code = "file_too_large"
+    default_message = "The audio file is too large"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        max_size_bytes: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if max_size_bytes is not None:
+            merged.setdefault("max_size_bytes", max_size_bytes)
+            message = message or f"The file is larger than the limit of {max_size_bytes} bytes"
+        super().__init__(message, details=merged, headers=headers)
+
+
+class InvalidAudioUrl(AppError):
+    """A URL that is not http(s), cannot be resolved, or resolves to a refused address."""
+
+    status_code = 400
+    code = "invalid_url"
+    default_message = "The URL is not allowed"
+
+
+class AudioDownloadFailed(AppError):
+    """Fetching ``audio_url`` failed: timeout, connection error, HTTP error status, too many redirects."""
+
+    status_code = 400
+    code = "audio_download_failed"
+    default_message = "The audio could not be downloaded from audio_url"

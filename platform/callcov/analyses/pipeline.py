@@ -1,0 +1,119 @@
+"""The analysis job: transcribe the stored audio, score the transcript, record the result once.
+
+Idempotent: an analysis that is no longer ``processing`` is skipped, and the final update only
+applies to a ``processing`` row, so a job that runs twice (a crashed worker's lease expired while
+it was finishing) still completes the analysis exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from callcov.analyses.transcript import Transcript
+from callcov.inference.ports import InferenceError, LLMClient, Transcriber, TranscriptionRequest
+from callcov.kit.time import utcnow
+from callcov.models import Analysis, Job
+from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
+from callcov.scoring.scorer import score
+from callcov.worker.runner import PermanentError, RetryableError, payload_id
+
+logger = logging.getLogger("callcov.pipeline")
+
+FAILED_MESSAGE = "The recording could not be processed. Contact support with the analysis id."
+
+
+@dataclass
+class Inference:
+    transcriber: Transcriber
+    llm: LLMClient | None
+
+
+class AnalysisPipeline:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inference: Inference,
+        resolve_audio: Callable[[str], Path],
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.inference = inference
+        self.resolve_audio = resolve_audio
+
+    async def handle(self, job: Job) -> None:
+        analysis_id = payload_id(job, "analysis_id")
+        async with self.sessionmaker() as session:
+            analysis = await session.get(Analysis, analysis_id)
+        if analysis is None or analysis.status != "processing":
+            return
+        started = time.monotonic()
+        path = self.resolve_audio(analysis.audio_uri or "")
+        if not path.is_file():
+            await self.fail(analysis_id, "The stored recording is missing.")
+            raise PermanentError(f"audio of {analysis_id} missing at {path}")
+        try:
+            transcript = await self.inference.transcriber.transcribe(
+                TranscriptionRequest(audio_path=str(path), language=analysis.language)
+            )
+            rubric = load_rubric(analysis.rubric_id)
+            scored = await score(
+                transcript, rubric=rubric, llm=self.inference.llm, call_direction=analysis.call_direction
+            )
+        except InferenceError as exc:
+            raise RetryableError(str(exc)) from exc
+        except (RubricNotFound, RubricInvalid) as exc:
+            await self.fail(analysis_id, f"The scoring rubric '{analysis.rubric_id}' is not available.")
+            raise PermanentError(f"{analysis_id}: {exc}") from exc
+        except ValueError as exc:  # the transcriber could not decode the audio: it never will
+            await self.fail(analysis_id, "The recording could not be decoded for transcription.")
+            raise PermanentError(f"{analysis_id}: {exc}") from exc
+        await self._complete(analysis_id, transcript, scored, round((time.monotonic() - started) * 1000))
+
+    async def _complete(
+        self, analysis_id: uuid.UUID, transcript: Transcript, scored: object, elapsed_ms: int
+    ) -> None:
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            result = await session.exec(
+                update(Analysis)
+                .where(col(Analysis.id) == analysis_id, col(Analysis.status) == "processing")
+                .values(
+                    status="completed",
+                    transcript=transcript.public(),
+                    results=scored.results,  # type: ignore[attr-defined]
+                    language=transcript.language,
+                    completed_at=now,
+                    updated_at=now,
+                    processing_time_ms=elapsed_ms,
+                    rubric_version=scored.rubric_version,  # type: ignore[attr-defined]
+                    prompt_version=scored.prompt_version,  # type: ignore[attr-defined]
+                    transcriber_model=transcript.model,
+                    llm_model=scored.llm_model,  # type: ignore[attr-defined]
+                )
+            )
+            await session.commit()
+        if result.rowcount != 1:
+            logger.info("analysis %s was already finished; result of this run dropped", analysis_id)
+
+    async def fail(self, analysis_id: uuid.UUID, message: str) -> None:
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            await session.exec(
+                update(Analysis)
+                .where(col(Analysis.id) == analysis_id, col(Analysis.status) == "processing")
+                .values(status="failed", error_message=message, completed_at=now, updated_at=now)
+            )
+            await session.commit()
+
+    async def give_up(self, job: Job, reason: str) -> None:
+        logger.error("analysis job %s gave up: %s", job.id, reason)
+        await self.fail(payload_id(job, "analysis_id"), FAILED_MESSAGE)

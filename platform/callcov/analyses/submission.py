@@ -1,0 +1,171 @@
+"""Reading a submission: the form or JSON fields, and the audio (an upload streamed to storage, or a
+URL downloaded with the same limits and SSRF checks), probed before anything is created."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from callcov.analyses.audio import AudioInfo, probe_audio_async
+from callcov.analyses.errors import FileTooLarge
+from callcov.analyses.multipart import multipart_events
+from callcov.analyses.storage import StoredAudio
+from callcov.errors import BadRequest
+from callcov.kit import ssrf
+from callcov.kit.metadata import validate_metadata
+from callcov.kit.text import SafeStr
+from callcov.scoring.rubric import RubricNotFound, load_rubric
+from callcov.state import AppState
+
+# Room for the form fields and part headers around an upload of the maximum size.
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+class SubmissionInvalid(BadRequest):
+    code = "validation_error"
+
+
+class SubmissionFields(BaseModel):
+    agent_id: SafeStr = Field(min_length=1, max_length=255)
+    contact_id: SafeStr = Field(min_length=1, max_length=255)
+    audio_url: SafeStr | None = Field(default=None, max_length=2048)
+    webhook_url: SafeStr | None = Field(default=None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+    call_direction: Literal["inbound", "outbound"] | None = None
+    call_timestamp: datetime | None = Field(default=None, description="ISO 8601 or Unix seconds")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    rubric: str | None = Field(default=None, pattern=r"^[a-z0-9_\-]{1,64}$")
+
+    @field_validator("call_timestamp")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class Submission:
+    fields: SubmissionFields
+    audio: StoredAudio
+    info: AudioInfo
+
+
+def _validated(raw: dict[str, Any], loc: str) -> SubmissionFields:
+    try:
+        fields = SubmissionFields.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": (loc, *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+    fields.metadata = validate_metadata(fields.metadata)
+    if fields.rubric:
+        try:
+            load_rubric(fields.rubric)
+        except RubricNotFound as exc:
+            raise SubmissionInvalid(
+                f"Unknown rubric '{fields.rubric}'", details={"rubric": fields.rubric}
+            ) from exc
+    return fields
+
+
+async def _json_fields(request: Request) -> SubmissionFields:
+    body = await request.body()
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SubmissionInvalid("The request body is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise SubmissionInvalid("The request body must be a JSON object")
+    return _validated(raw, "body")
+
+
+def _form_value(name: str, value: str) -> Any:
+    if name == "metadata" and value:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise SubmissionInvalid(
+                "metadata must be a JSON object (sent as a string in multipart forms)"
+            ) from exc
+    return value or None
+
+
+async def read_submission(request: Request, state: AppState) -> Submission:
+    """Parse, store and probe; on any failure the stored audio is removed again."""
+    content_type = request.headers.get("content-type", "")
+    limit = state.settings.storage.max_upload_bytes
+    key = f"{uuid.uuid4().hex}"
+    stored: StoredAudio | None = None
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise FileTooLarge(max_size_bytes=limit)
+    try:
+        if content_type.startswith("multipart/form-data"):
+            fields, stored = await _read_form(request, state, key, content_type)
+        elif content_type.startswith("application/json") or not content_type:
+            fields = await _json_fields(request)
+        else:
+            raise SubmissionInvalid("Send multipart/form-data (audio_file) or application/json (audio_url)")
+        if (stored is None) == (fields.audio_url is None):
+            raise SubmissionInvalid("Send exactly one of audio_file and audio_url")
+        allow = state.settings.storage.url_allow
+        if fields.webhook_url:
+            await ssrf.check_url(fields.webhook_url, allow=allow)
+        if stored is None:
+            stored = await state.storage.save(key, _download(state, fields.audio_url or ""), max_bytes=limit)
+        info = await probe_audio_async(state.storage.path_of(stored.uri))
+        return Submission(fields=fields, audio=stored, info=info)
+    except BaseException:
+        if stored is not None:
+            await state.storage.delete(stored.uri)
+        raise
+
+
+async def _download(state: AppState, url: str) -> AsyncIterator[bytes]:
+    settings = state.settings.storage
+    async for chunk in ssrf.stream_download(
+        url,
+        allow=settings.url_allow,
+        max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.download_timeout_s,
+    ):
+        yield chunk
+
+
+async def _read_form(
+    request: Request, state: AppState, key: str, content_type: str
+) -> tuple[SubmissionFields, StoredAudio | None]:
+    raw: dict[str, Any] = {}
+    stored: StoredAudio | None = None
+    events = multipart_events(content_type, request.stream())
+    async for event in events:
+        if event.kind == "field":
+            raw[event.name] = _form_value(event.name, event.value)
+        elif event.kind == "file_start" and event.name == "audio_file" and stored is None:
+            stored = await state.storage.save(
+                key, _file_data(events), max_bytes=state.settings.storage.max_upload_bytes
+            )
+        elif event.kind == "file_start":
+            async for _ in _file_data(events):  # an unexpected file part: read past it
+                pass
+    try:
+        return _validated(raw, "body"), stored
+    except Exception:
+        if stored is not None:
+            await state.storage.delete(stored.uri)
+        raise
+
+
+async def _file_data(events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    async for event in events:
+        if event.kind == "file_data":
+            yield event.data
+        elif event.kind == "file_end":
+            return

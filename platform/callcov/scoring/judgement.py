@@ -1,0 +1,209 @@
+"""Turns the LLM's answer into checks, or falls back to the rule parts when there is no valid answer.
+
+Fallbacks (``LLMOutcome.status`` not "ok"), each with ``reason`` saying why:
+- empathy: rule phrase match ("I understand", "I'm sorry to hear"...), source "rule";
+- call_structure: opening from the greeting rule, closing from closing phrases, resolution null;
+- sentiment_analysis: status "unavailable", confidence 0 (there is no rule part);
+- coaching: recommendations derived from flagged rule checks, customer_effort_score null;
+- paraphrased disclosures: none (the rule result stands).
+LLM evidence always goes through ``verify_texts``; a check whose quotes were all dropped keeps the
+LLM's judgement at half confidence."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from callcov.scoring.evidence import verify_texts
+from callcov.scoring.llm_checks import DISCLOSURE_KEY, LLMOutcome
+from callcov.scoring.rules import closing_matches, empathy_matches
+from callcov.scoring.text import norm_pieces
+from callcov.scoring.view import CallView, make_check
+
+SENTIMENT_ORDER = {"negative": 0, "neutral": 1, "positive": 2}
+PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+_NUMBER = re.compile(r"\d[\d\s\-.]{4,}\d")
+
+
+def scrub_numbers(text: str) -> str:
+    """Free text from the LLM never carries long digit runs (card numbers and the like)."""
+    return _NUMBER.sub(
+        lambda m: "[redacted]" if sum(c.isdigit() for c in m.group()) >= 6 else m.group(), text
+    )
+
+
+def llm_evidence(
+    view: CallView, items: Any, *, roles: tuple[str, ...] = ("agent", "customer")
+) -> tuple[list[dict[str, Any]], int]:
+    """(verified evidence, number of quotes claimed): roles mapped to transcript labels, then verified."""
+    claimed = [i for i in items or [] if isinstance(i, dict)]
+    mapped = []
+    for item in claimed:
+        label = view.label_of(str(item.get("speaker"))) if item.get("speaker") in roles else None
+        if label is not None:
+            mapped.append({**item, "speaker": label})
+    return verify_texts(view.segments, view.texts, mapped), len(claimed)
+
+
+def llm_confidence(view: CallView, claimed: int, kept: int) -> float:
+    """The rubric's LLM confidence, lowered when quotes could not be verified."""
+    base = view.rubric.llm.confidence * view.role_factor
+    if claimed and not kept:
+        return base * 0.5
+    return base * (0.5 + 0.5 * kept / claimed) if claimed else base
+
+
+def apply_paraphrases(view: CallView, check: dict[str, Any], outcome: LLMOutcome) -> dict[str, Any]:
+    """Moves disclosures the LLM found in other words (with a verified agent quote) to matched."""
+    if check["status"] != "evaluated" or not check["missing_disclosures"]:
+        return check
+    if outcome.status in ("degraded", "not_configured"):
+        check["reason"] = f"{outcome.reason}: paraphrases not checked, phrase patterns only"
+    items = outcome.part(DISCLOSURE_KEY)
+    if not items or view.agent is None:
+        return check
+    minimum = view.rubric.llm.paraphrase_min_words
+    for item in items:
+        ident = item.get("id")
+        if (
+            ident not in check["missing_disclosures"]
+            or len(norm_pieces(str(item.get("quote", "")))) < minimum
+        ):
+            continue
+        found = verify_texts(view.segments, view.texts, [{**item, "speaker": view.agent}])
+        if not found:
+            continue
+        check["missing_disclosures"].remove(ident)
+        check["matched_disclosures"].append(ident)
+        check["matched_by"][ident] = "llm"
+        check["evidence"].extend(found)
+        check["source"] = "llm"
+    if check["source"] == "llm":
+        check["read"] = not check["missing_disclosures"]
+        check["confidence"] = round(min(check["confidence"], llm_confidence(view, 1, 1)), 2)
+    return check
+
+
+def sentiment_analysis(view: CallView, outcome: LLMOutcome) -> dict[str, Any]:
+    part = outcome.part("sentiment_analysis")
+    if part is None:
+        return make_check(
+            "unavailable", agent_sentiment=None, customer_sentiment=None, customer_sentiment_start=None,
+            customer_sentiment_end=None, sentiment_shift=None, source="llm", reason=outcome.reason,
+        )  # fmt: skip
+    start, end = part["customer_sentiment_start"], part["customer_sentiment_end"]
+    delta = SENTIMENT_ORDER[end] - SENTIMENT_ORDER[start]
+    evidence, claimed = llm_evidence(view, part.get("evidence"))
+    return make_check(
+        agent_sentiment=part["agent_sentiment"],
+        customer_sentiment=part["customer_sentiment"],
+        customer_sentiment_start=start,
+        customer_sentiment_end=end,
+        sentiment_shift="improved" if delta > 0 else "worsened" if delta < 0 else "unchanged",
+        evidence=evidence,
+        confidence=llm_confidence(view, claimed, len(evidence)),
+        source="llm",
+    )
+
+
+def empathy(view: CallView, outcome: LLMOutcome) -> dict[str, Any]:
+    if not view.agent_turns():
+        return make_check("not_applicable", shown=None, reason="no agent speech in the call")
+    rule_spans = [m.span for m in empathy_matches(view)]
+    part = outcome.part("empathy")
+    if part is None:
+        return make_check(
+            shown=bool(rule_spans),
+            evidence=[s.evidence() for s in rule_spans[:5]],
+            confidence=view.rule_confidence(rule_spans, found=bool(rule_spans)) * 0.8,
+            reason=f"{outcome.reason}: rule-based phrase match only",
+        )
+    evidence, claimed = llm_evidence(view, part.get("evidence"), roles=("agent",))
+    kept = len(evidence)
+    if part["shown"]:
+        known = {(e["start"], e["quote"]) for e in evidence}
+        evidence += [e for s in rule_spans if (e := s.evidence()) and (e["start"], e["quote"]) not in known]
+    else:
+        evidence = []
+    return make_check(
+        shown=bool(part["shown"]),
+        evidence=evidence[:5],
+        confidence=llm_confidence(view, claimed, kept),
+        source="llm",
+    )
+
+
+def call_structure(view: CallView, outcome: LLMOutcome, greeting: dict[str, Any]) -> dict[str, Any]:
+    if not view.agent_turns():
+        fields = {"opening": None, "resolution": None, "closing": None, "flagged": False}
+        return make_check("not_applicable", reason="no agent speech in the call", **fields)
+    part = outcome.part("call_structure")
+    if part is None:
+        closing = closing_matches(view)
+        opening = bool(greeting.get("proper_greeting"))
+        spans = [m.span for m in closing[:2]]
+        return make_check(
+            opening=opening,
+            resolution=None,
+            closing=bool(closing),
+            flagged=not (opening and closing),
+            evidence=[*greeting.get("evidence", []), *(s.evidence() for s in spans)],
+            confidence=view.rule_confidence(spans, found=bool(closing)) * 0.8,
+            reason=f"{outcome.reason}: opening and closing from rules, resolution not judged",
+        )
+    evidence, claimed = llm_evidence(view, part.get("evidence"))
+    flags = (bool(part["opening"]), bool(part["resolution"]), bool(part["closing"]))
+    return make_check(
+        opening=flags[0],
+        resolution=flags[1],
+        closing=flags[2],
+        flagged=not all(flags),
+        evidence=evidence,
+        confidence=llm_confidence(view, claimed, len(evidence)),
+        source="llm",
+    )
+
+
+def _violated(check: dict[str, Any] | None) -> bool:
+    if not check or check.get("status") != "evaluated":
+        return False
+    return bool(
+        check.get("flagged") or check.get("read") is False or check.get("used") or check.get("shared")
+    )
+
+
+def _recommendations(view: CallView, sections: dict[str, dict[str, Any]], part: Any) -> list[dict[str, Any]]:
+    rules = view.rubric.coaching
+    recs: list[dict[str, Any]] = []
+    for name, rec in rules.rule_recommendations.items():
+        check = sections["compliance"].get(name) or sections["quality"].get(name)
+        if _violated(check):
+            recs.append({**rec.model_dump(), "source": "rule"})
+    for item in (part or {}).get("recommendations", []):
+        recs.append(
+            {**item, "recommendation": scrub_numbers(item["recommendation"].strip()), "source": "llm"}
+        )
+    unique: dict[str, dict[str, Any]] = {}
+    for rec in recs:
+        unique.setdefault(" ".join(norm_pieces(rec["recommendation"])), rec)
+    ordered = sorted(unique.values(), key=lambda r: PRIORITY_ORDER[r["priority"]])
+    return ordered[: rules.max_recommendations]
+
+
+def coaching(view: CallView, outcome: LLMOutcome, sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{recommendations[{priority, category, recommendation, source}], customer_effort_score}``."""
+    part = outcome.part("coaching")
+    recs = _recommendations(view, sections, part)
+    if part is None:
+        return make_check(
+            recommendations=recs,
+            customer_effort_score=None,
+            confidence=view.rubric.confidence.pattern_found * view.role_factor,
+            reason=f"{outcome.reason}: recommendations from the rule checks only, no effort score",
+        )
+    return make_check(
+        recommendations=recs,
+        customer_effort_score=int(part["customer_effort_score"]),
+        confidence=llm_confidence(view, 0, 0),
+        source="llm",
+    )

@@ -1,0 +1,125 @@
+"""The job loop: claim due jobs with a lease, run each through its kind's handler, keep the lease
+alive while it runs, and record the outcome. Free of Ray: the dispatcher deployment wraps it, tests
+drive it directly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from callcov.config import WorkerSettings
+from callcov.models import Job
+from callcov.worker import queue
+
+logger = logging.getLogger("callcov.worker")
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class RetryableError(Exception):
+    """A transient failure: run the job again later (backoff), until max_attempts."""
+
+
+class PermanentError(Exception):
+    """The job can never succeed; the handler has already recorded what the client should see."""
+
+
+class Runner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: WorkerSettings,
+        handlers: Mapping[str, Handler],
+        *,
+        on_give_up: Callable[[Job, str], Awaitable[None]] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.on_give_up = on_give_up
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run_once(self) -> int:
+        """Claim what fits in the free slots and start it; returns how many jobs were started."""
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        jobs = await queue.claim(
+            self.sessionmaker,
+            worker_id=self.worker_id,
+            kinds=list(self.handlers),
+            lease_s=self.settings.lease_s,
+            limit=free,
+        )
+        for job in jobs:
+            task = asyncio.create_task(self._run_job(job))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self.wake.set()
+
+    async def drain(self) -> None:
+        """Run until no job is due and none is running (tests, batch jobs)."""
+        while await self.run_once() or self._running:
+            if self._running:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                started = await self.run_once()
+            except Exception:
+                logger.exception("claiming jobs failed; retrying")
+                started = 0
+            if started:
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.poll_interval_s)
+            except TimeoutError:
+                pass
+        for task in list(self._running):
+            task.cancel()
+
+    async def _run_job(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._keep_lease(job))
+        try:
+            await self.handlers[job.kind](job)
+        except PermanentError as exc:
+            await queue.fail(self.sessionmaker, job.id, self.worker_id, str(exc))
+        except Exception as exc:  # RetryableError and anything unexpected: retry with backoff
+            await self._retry(job, exc)
+        else:
+            await queue.complete(self.sessionmaker, job.id, self.worker_id)
+        finally:
+            heartbeat.cancel()
+
+    async def _retry(self, job: Job, exc: Exception) -> None:
+        if not isinstance(exc, RetryableError):
+            logger.exception("job %s (%s) failed unexpectedly", job.id, job.kind, exc_info=exc)
+        reason = f"{type(exc).__name__}: {exc}"
+        if not await queue.retry_later(self.sessionmaker, job, self.worker_id, reason) and self.on_give_up:
+            await self.on_give_up(job, reason)
+
+    async def _keep_lease(self, job: Job) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            if not await queue.extend_lease(self.sessionmaker, job.id, self.worker_id, self.settings.lease_s):
+                logger.warning("lost the lease of job %s", job.id)
+                return
+
+
+def payload_id(job: Job, name: str) -> Any:
+    return uuid.UUID(str(job.payload[name]))

@@ -1,0 +1,162 @@
+"""The analysis job through the real queue and database, with test doubles of the inference ports
+(the real models are exercised in tests/deployments and the end-to-end test)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SignUp, create_key
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlmodel import select
+from test_submission import submit
+
+from callcov.analyses.pipeline import FAILED_MESSAGE, AnalysisPipeline, Inference
+from callcov.analyses.transcript import Segment, Transcript, Word
+from callcov.config import WorkerSettings
+from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.models import Analysis, Job
+from callcov.state import state_of_app
+from callcov.worker.runner import Runner
+
+pytestmark = pytest.mark.asyncio
+
+
+def segment(speaker: str, text: str, start: float) -> Segment:
+    words, t = [], start
+    for token in text.split():
+        words.append(Word(text=token, start=t, end=t + 0.3, probability=0.9))
+        t += 0.35
+    return Segment(
+        speaker=speaker,
+        channel=0 if speaker == "agent" else 1,
+        text=text,
+        start=start,
+        end=t,
+        confidence=0.9,
+        words=words,
+    )  # type: ignore[arg-type]
+
+
+TRANSCRIPT = Transcript(
+    language="en",
+    duration_s=12.0,
+    diarization="channels",
+    model="double",
+    segments=[
+        segment("agent", "Hello, thank you for calling Acme Bank, my name is John.", 0.5),
+        segment("agent", "This call may be recorded for quality purposes.", 4.0),
+        segment("customer", "Hi John, I want to check my balance please.", 7.5),
+    ],
+)
+
+
+class FakeTranscriber:
+    """Test double of the Transcriber port: fails ``failures`` times, then returns TRANSCRIPT."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.calls: list[TranscriptionRequest] = []
+
+    async def transcribe(self, request: TranscriptionRequest) -> Transcript:
+        self.calls.append(request)
+        assert Path(request.audio_path).is_file()
+        if self.failures:
+            self.failures -= 1
+            raise InferenceError("whisper busy")
+        return TRANSCRIPT
+
+
+def runner_for(app: FastAPI, transcriber: FakeTranscriber, **worker: float) -> Runner:
+    state = state_of_app(app)
+    pipeline = AnalysisPipeline(state.sessionmaker, Inference(transcriber, llm=None), state.storage.path_of)
+    settings = WorkerSettings(**{"concurrency": 2, "lease_s": 30, **worker})
+    return Runner(state.sessionmaker, settings, {"analysis": pipeline.handle}, on_give_up=pipeline.give_up)
+
+
+async def submitted(client: httpx.AsyncClient, signed_up: SignUp) -> tuple[str, str]:
+    key = await create_key(client, await signed_up(), "test")
+    r = await submit(client, key)
+    assert r.status_code == 201
+    return key, r.json()["id"]
+
+
+async def job_of(app: FastAPI, analysis_id: str) -> Job:
+    async with state_of_app(app).sessionmaker() as session:
+        jobs = (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
+    return next(job for job in jobs if job.payload["analysis_id"] == analysis_id)
+
+
+async def make_due(app: FastAPI, job_id: uuid.UUID) -> None:
+    async with state_of_app(app).sessionmaker() as session:
+        await session.exec(update(Job).where(Job.id == job_id).values(run_after=Job.created_at))  # type: ignore[arg-type]
+        await session.commit()
+
+
+async def test_completes_once(client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+    key, analysis_id = await submitted(client, signed_up)
+    transcriber = FakeTranscriber()
+    await runner_for(app, transcriber).drain()
+    body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
+    assert body["status"] == "completed"
+    assert body["transcript"]["text"].startswith("Agent: Hello, thank you for calling Acme Bank")
+    results = body["results"]
+    assert results["compliance"]["identity_verification"]["verified"] is True
+    assert "call_recording_notice" in results["compliance"]["mandatory_disclosures"]["matched_disclosures"]
+    assert body["metadata"]["completed_at"] and body["metadata"]["processing_time_ms"] is not None
+    assert (await job_of(app, analysis_id)).status == "done"
+    # Running the job again (a duplicate after a crash) changes nothing.
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    pipeline = AnalysisPipeline(
+        state_of_app(app).sessionmaker, Inference(transcriber, None), state_of_app(app).storage.path_of
+    )
+    await pipeline.handle(await job_of(app, analysis_id))
+    async with state_of_app(app).sessionmaker() as session:
+        again = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None and again is not None and again.completed_at == row.completed_at
+    assert len([c for c in transcriber.calls if c.audio_path.endswith(row.audio_uri.split(":")[-1])]) == 1
+
+
+async def test_transient_failure_is_retried(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    _, analysis_id = await submitted(client, signed_up)
+    runner = runner_for(app, FakeTranscriber(failures=1))
+    await runner.drain()
+    job = await job_of(app, analysis_id)
+    assert job.status == "queued" and job.attempts == 1 and "whisper busy" in (job.last_error or "")
+    await make_due(app, job.id)
+    await runner.drain()
+    assert (await job_of(app, analysis_id)).status == "done"
+
+
+async def test_gives_up_and_fails_the_analysis(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    key, analysis_id = await submitted(client, signed_up)
+    job = await job_of(app, analysis_id)
+    async with state_of_app(app).sessionmaker() as session:
+        await session.exec(update(Job).where(Job.id == job.id).values(max_attempts=1))  # type: ignore[arg-type]
+        await session.commit()
+    await runner_for(app, FakeTranscriber(failures=5)).drain()
+    body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
+    assert body["status"] == "failed" and body["metadata"]["error_message"] == FAILED_MESSAGE
+    assert "Traceback" not in body["metadata"]["error_message"]
+
+
+async def test_missing_audio_fails_permanently(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    key, analysis_id = await submitted(client, signed_up)
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None
+    state_of_app(app).storage.path_of(row.audio_uri or "").unlink()
+    await runner_for(app, FakeTranscriber()).drain()
+    body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
+    assert body["status"] == "failed" and "missing" in body["metadata"]["error_message"]
+    assert (await job_of(app, analysis_id)).status == "failed"
