@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (locked dev dependencies; espeak-ng, sox, ffmpeg, PostgreSQL and Redis
-# when missing), makes
-# sure both servers run, then runs the test suite. Extra arguments go to pytest.
+# when missing), makes sure both servers run, then runs the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
