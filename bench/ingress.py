@@ -98,7 +98,7 @@ def fresh_database() -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
-def credentials(env: dict[str, str]) -> tuple[str, str]:
+def credentials(env: dict[str, str], mode: str = "live") -> tuple[str, str]:
     subprocess.run([BIN / "callcov", "migrate"], env=env, check=True, capture_output=True)
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     subprocess.run(
@@ -108,7 +108,11 @@ def credentials(env: dict[str, str]) -> tuple[str, str]:
         capture_output=True,
     )
     key = subprocess.run(
-        [BIN / "callcov", "create-api-key", email], env=env, check=True, capture_output=True, text=True
+        [BIN / "callcov", "create-api-key", email, "--mode", mode],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return email, key
 

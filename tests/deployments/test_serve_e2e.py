@@ -104,14 +104,15 @@ def submit(url: str, headers: dict[str, str], audio: Path, agent: str = "agent_1
 
 
 def wait_finished(url: str, headers: dict[str, str], ids: list[str], timeout_s: float) -> dict[str, dict]:
+    """Poll the list endpoint (one request every 2 s: well inside the 100/min rate limit)."""
     deadline, done = time.time() + timeout_s, {}
     while time.time() < deadline and len(done) < len(ids):
-        for analysis_id in ids:
-            if analysis_id not in done:
-                body = httpx.get(f"{url}/api/v1/analysis/{analysis_id}", headers=headers, timeout=30).json()
-                if body["status"] != "processing":
-                    done[analysis_id] = body
-        time.sleep(1)
+        r = httpx.get(f"{url}/api/v1/analysis", params={"limit": 100}, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        for body in r.json()["items"]:
+            if body["id"] in ids and body["status"] != "processing":
+                done[body["id"]] = body
+        time.sleep(2)
     assert len(done) == len(ids), f"{len(done)} of {len(ids)} finished in {timeout_s} s"
     return done
 

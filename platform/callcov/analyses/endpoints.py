@@ -6,14 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses import repository, service
 from callcov.analyses.errors import FileTooLarge, InvalidFileFormat
 from callcov.analyses.schemas import AnalysisPublic, Status
 from callcov.analyses.submission import SubmissionFields, read_submission
 from callcov.auth.deps import AnyPrincipal
-from callcov.auth.principal import Principal
 from callcov.db import SessionDep
 from callcov.errors import ErrorBody, NotFound, Unauthorized
 from callcov.kit.pagination import Page, PageDep
@@ -96,9 +94,14 @@ SUBMISSION_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _submit(
-    request: Request, principal: Principal, session: AsyncSession, state: AppState
+@router.post("", status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ERRORS)
+async def submit_analysis(
+    request: Request,
+    principal: AnyPrincipal,
+    session: SessionDep,
+    state: Annotated[AppState, Depends(get_state)],
 ) -> AnalysisPublic:
+    """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
     submission = await read_submission(request, state)
     try:
         analysis = await service.create_analysis(session, state, principal, submission)
@@ -108,26 +111,13 @@ async def _submit(
     return AnalysisPublic.of(analysis)
 
 
-@router.post("", status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ERRORS)
-async def submit_analysis(
-    request: Request,
-    principal: AnyPrincipal,
-    session: SessionDep,
-    state: Annotated[AppState, Depends(get_state)],
-) -> AnalysisPublic:
-    """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
-    return await _submit(request, principal, session, state)
-
-
+# The guides' path for the same operation.
 calls_router = APIRouter(prefix="/calls", tags=["analysis"], responses={401: Unauthorized.schema()})
-
-
-@calls_router.post("/analyze", status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ERRORS)
-async def analyze_call(
-    request: Request,
-    principal: AnyPrincipal,
-    session: SessionDep,
-    state: Annotated[AppState, Depends(get_state)],
-) -> AnalysisPublic:
-    """Alias of ``POST /analysis`` used by the guides."""
-    return await _submit(request, principal, session, state)
+calls_router.post(
+    "/analyze",
+    status_code=201,
+    openapi_extra=SUBMISSION_BODY,
+    responses=SUBMISSION_ERRORS,
+    name="analyze_call",
+    description="Alias of `POST /analysis` used by the guides.",
+)(submit_analysis)
