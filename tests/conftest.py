@@ -211,6 +211,30 @@ def log_tail(path: Path, lines: int = 60) -> str:
     return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
 
 
+@contextmanager
+def asgi_in_thread(app: Any) -> Iterator[str]:
+    """An ASGI app on a real loopback port (uvicorn in a background thread); yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def unique_email() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
-from conftest import free_port
+from conftest import asgi_in_thread, free_port
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -64,20 +62,8 @@ def llm_server() -> Iterator[LlamaCppServer]:
 @pytest.fixture(scope="module")
 def base_url(llm_server: LlamaCppServer) -> Iterator[str]:
     """``llm_server``'s FastAPI app on a real loopback port (uvicorn in a background thread)."""
-    port = free_port()
-    config = uvicorn.Config(
-        llm_server.build_asgi_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with asgi_in_thread(llm_server.build_asgi_app()) as url:
+        yield url
 
 
 @pytest_asyncio.fixture
