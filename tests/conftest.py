@@ -3,6 +3,8 @@ prefix, the app over ASGI, and helpers that sign users up the way a client does 
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import os
 import re
 import signal
@@ -296,3 +298,37 @@ async def create_key(client: httpx.AsyncClient, account: Account, mode: str = "l
     response = await client.post("/api/v1/api-keys", json={"mode": mode}, headers=account.headers)
     assert response.status_code == 201, response.text
     return str(response.json()["api_key"])
+
+
+class FakeDns:
+    """Answers configured names, passes address literals to the real resolver, records every query."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, names: dict[str, list[str]]) -> None:
+        self.real = loop.getaddrinfo
+        self.names = names
+        self.queries: list[str] = []
+
+    async def __call__(self, host: Any, port: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        self.queries.append(host)
+        if host in self.names:
+            return [
+                (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, int(port)))
+                for ip in self.names[host]
+            ]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        return await self.real(host, port, **kwargs)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[str]]], FakeDns]:
+    def install(names: dict[str, list[str]]) -> FakeDns:
+        loop = asyncio.get_running_loop()
+        dns = FakeDns(loop, names)
+        monkeypatch.setattr(loop, "getaddrinfo", dns)
+        return dns
+
+    return install

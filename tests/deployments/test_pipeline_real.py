@@ -44,7 +44,10 @@ CALLS: dict[str, list[tuple[str, str]]] = {
     ],
     "card_number": [
         ("agent", f"{GREETING} {NOTICE}"),
-        ("customer", "I want to pay my bill. My card number is four two four two, four two four two, four two four two, four two four two."),
+        (
+            "customer",
+            "I want to pay my bill. My card number is four two four two, four two four two, four two four two, four two four two.",
+        ),
         ("agent", "Thank you, the payment is done."),
         CLOSING,
     ],
