@@ -230,13 +230,15 @@ def render(results: dict[str, dict[str, Result]], args: argparse.Namespace) -> s
     return "\n".join(lines)
 
 
-def write(table: str) -> None:
+def write_section(begin: str, end: str, block: str, heading: str = "") -> None:
+    """Replace the block between ``begin`` and ``end`` in docs/benchmarks.md (append it if absent).
+    ``block`` includes both markers."""
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if MARK_BEGIN in text:
-        text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda _: table, text, flags=re.S)
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
-        text += "\n## Ingress: Ray Serve vs plain uvicorn\n\n" + table + "\n"
+        text += (f"\n## {heading}\n\n" if heading else "\n") + block + "\n"
     path.write_text(text)
 
 
@@ -247,7 +249,8 @@ def main() -> None:
     args = parser.parse_args()
     env = base_env(fresh_database())
     email, key = credentials(env)
-    write(render(measure(env, email, key, args), args))
+    table = render(measure(env, email, key, args), args)
+    write_section(MARK_BEGIN, MARK_END, table, "Ingress: Ray Serve vs plain uvicorn")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingress import BIN, base_env, credentials, fresh_database  # noqa: E402
+from ingress import BIN, base_env, credentials, fresh_database, write_section  # noqa: E402
 from speech import CallTruth, synthesize_call  # noqa: E402
 
 PORT = 8766
@@ -194,14 +193,7 @@ def _row(label: str, audio_s: float, elapsed: float, calls: int, body: dict) -> 
 
 def write(section: str, header: list[str], rows: list[str]) -> None:
     begin, end = MARKS[section]
-    block = "\n".join([begin, *header, *rows, end])
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text += "\n" + block + "\n"
-    path.write_text(text)
+    write_section(begin, end, "\n".join([begin, *header, *rows, end]))
 
 
 def main() -> None:
