@@ -16,7 +16,7 @@ from ray.serve import Application
 
 from callcov.analyses.pipeline import AnalysisPipeline, Inference
 from callcov.analyses.service import ANALYSIS_JOB, WAKE_CHANNEL
-from callcov.analyses.storage import LocalStorage
+from callcov.analyses.storage import build_storage
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
@@ -50,7 +50,7 @@ class Dispatcher:
         pipeline = AnalysisPipeline(
             sessionmaker,
             Inference(transcriber=ServeTranscriber(inference.whisper_app), llm=llm),
-            LocalStorage(self.settings.storage_root).path_of,
+            build_storage(self.settings).fetch,
         )
         worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.runner = Runner(

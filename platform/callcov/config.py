@@ -93,8 +93,15 @@ class IdempotencySettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    # Where audio is kept; empty means ``<data_dir>/audio``.
+    # "local": files under `root`; "s3": an S3-compatible bucket (credentials from the standard AWS
+    # environment variables or instance role, never from settings files), with a local copy in `root`.
+    backend: str = Field(default="local", pattern="^(local|s3)$")
+    # Where audio (or, with s3, its local copies) is kept; empty means ``<data_dir>/audio``.
     root: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = "audio/"
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
     max_upload_bytes: int = 500 * 1024 * 1024
     # Request bodies bigger than this are spooled to disk instead of memory.
     spool_memory_bytes: int = 1024 * 1024

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from callcov import __version__
-from callcov.analyses.storage import LocalStorage
+from callcov.analyses.storage import build_storage
 from callcov.api import API_PREFIX, build_api_router
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
@@ -49,7 +49,7 @@ def _build_state(settings: Settings) -> AppState:
         redis=redis,
         limiter=limiter,
         email_sender=build_sender(settings.email),
-        storage=LocalStorage(settings.storage_root),
+        storage=build_storage(settings),
     )
 
 

@@ -72,7 +72,7 @@ class FakeTranscriber:
 
 def runner_for(app: FastAPI, transcriber: FakeTranscriber, **worker: float) -> Runner:
     state = state_of_app(app)
-    pipeline = AnalysisPipeline(state.sessionmaker, Inference(transcriber, llm=None), state.storage.path_of)
+    pipeline = AnalysisPipeline(state.sessionmaker, Inference(transcriber, llm=None), state.storage.fetch)
     settings = WorkerSettings(**{"concurrency": 2, "lease_s": 30, **worker})
     return Runner(state.sessionmaker, settings, {"analysis": pipeline.handle}, on_give_up=pipeline.give_up)
 
@@ -112,7 +112,7 @@ async def test_completes_once(client: httpx.AsyncClient, app: FastAPI, signed_up
     async with state_of_app(app).sessionmaker() as session:
         row = await session.get(Analysis, uuid.UUID(analysis_id))
     pipeline = AnalysisPipeline(
-        state_of_app(app).sessionmaker, Inference(transcriber, None), state_of_app(app).storage.path_of
+        state_of_app(app).sessionmaker, Inference(transcriber, None), state_of_app(app).storage.fetch
     )
     await pipeline.handle(await job_of(app, analysis_id))
     async with state_of_app(app).sessionmaker() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +43,11 @@ class AnalysisPipeline:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         inference: Inference,
-        resolve_audio: Callable[[str], Path],
+        fetch_audio: Callable[[str], Awaitable[Path]],
     ) -> None:
         self.sessionmaker = sessionmaker
         self.inference = inference
-        self.resolve_audio = resolve_audio
+        self.fetch_audio = fetch_audio
 
     async def handle(self, job: Job) -> None:
         analysis_id = payload_id(job, "analysis_id")
@@ -56,7 +56,10 @@ class AnalysisPipeline:
         if analysis is None or analysis.status != "processing":
             return
         started = time.monotonic()
-        path = self.resolve_audio(analysis.audio_uri or "")
+        try:
+            path = await self.fetch_audio(analysis.audio_uri or "")
+        except FileNotFoundError:
+            path = Path("/nonexistent")
         if not path.is_file():
             await self.fail(analysis_id, "The stored recording is missing.")
             raise PermanentError(f"audio of {analysis_id} missing at {path}")

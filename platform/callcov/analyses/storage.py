@@ -2,7 +2,7 @@
 
 ``save`` streams: the size limit is enforced chunk by chunk (413 ``file_too_large`` as soon as it is
 passed, the partial file removed) and the body is never held in memory whole. An S3-compatible store
-implements the same protocol (``uri`` then ``s3://bucket/key``; ``path_of`` a local cached copy).
+implements the same protocol (``analyses/s3_storage.py``: ``s3://bucket/key``, with a local copy).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from callcov.analyses.errors import FileTooLarge
+from callcov.config import Settings
 
 LOCAL_SCHEME = "local:"
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -49,7 +50,11 @@ class Storage(Protocol):
         ...
 
     def path_of(self, uri: str) -> Path:
-        """A local file path holding the object of ``uri``."""
+        """Where the object of ``uri`` is (or would be) kept on this node."""
+        ...
+
+    async def fetch(self, uri: str) -> Path:
+        """A local file holding the object of ``uri``, fetched first if this node has no copy."""
         ...
 
     async def delete(self, uri: str) -> None:
@@ -99,6 +104,9 @@ class LocalStorage:
             raise
         return StoredAudio(uri=LOCAL_SCHEME + key, path=final, size_bytes=size, sha256=digest)
 
+    async def fetch(self, uri: str) -> Path:
+        return self.path_of(uri)
+
     async def delete(self, uri: str) -> None:
         """Remove the file of ``uri`` if it exists."""
         path = self.path_of(uri)
@@ -139,3 +147,12 @@ def _finish(file: BinaryIO, tmp: Path, final: Path) -> None:
 def _discard(file: BinaryIO, tmp: Path) -> None:
     file.close()
     tmp.unlink(missing_ok=True)
+
+
+def build_storage(settings: Settings) -> Storage:
+    """The configured store: local disk (default) or an S3-compatible bucket."""
+    if settings.storage.backend == "s3":
+        from callcov.analyses.s3_storage import S3Storage
+
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.storage_root)
