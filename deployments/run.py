@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "serve.local.yaml"
 
 
-def prepare_config(path: Path, host: str | None, port: int | None) -> Path:
-    if host is None and port is None:
-        return path
-    config = yaml.safe_load(path.read_text())
+def prepare_config(path: Path, host: str | None, port: int | None) -> tuple[Path, int]:
+    """The config to run (a copy when host or port is overridden) and its HTTP port."""
+    config = yaml.safe_load(path.read_text()) or {}
     http = config.setdefault("http_options", {})
+    if host is None and port is None:
+        return path, int(http.get("port", 8000))
     if host is not None:
         http["host"] = host
     if port is not None:
@@ -33,7 +34,7 @@ def prepare_config(path: Path, host: str | None, port: int | None) -> Path:
     handle, name = tempfile.mkstemp(prefix="callcov-serve-", suffix=".yaml")
     with os.fdopen(handle, "w") as out:
         yaml.safe_dump(config, out)
-    return Path(name)
+    return Path(name), int(http.get("port", 8000))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,12 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP", "0")
     if not args.skip_migrations:
         run_migrations(settings)
-    config = prepare_config(args.config.resolve(), args.host, args.port)
-    http = (yaml.safe_load(config.read_text()) or {}).get("http_options", {})
+    config, port = prepare_config(args.config.resolve(), args.host, args.port)
     # The dispatcher reaches the `llm` app through this same Serve HTTP endpoint unless told otherwise.
-    os.environ.setdefault(
-        "CALLCOV_INFERENCE__LLM_BASE_URL", f"http://127.0.0.1:{http.get('port', 8000)}/llm/v1"
-    )
+    os.environ.setdefault("CALLCOV_INFERENCE__LLM_BASE_URL", f"http://127.0.0.1:{port}/llm/v1")
     serve_cli = Path(sys.executable).parent / "serve"
     os.chdir(ROOT)
     os.execv(str(serve_cli), [str(serve_cli), "run", str(config)])
