@@ -86,7 +86,7 @@ class Dispatcher:
             raise RuntimeError("the dispatcher loop has stopped")
 
     async def stats(self) -> dict[str, Any]:
-        return {"worker_id": self.runner.worker_id, "running": len(self.runner._running)}
+        return {"worker_id": self.runner.worker_id, "running": self.runner.in_flight}
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

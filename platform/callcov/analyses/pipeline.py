@@ -24,7 +24,7 @@ from callcov.inference.ports import InferenceError, LLMClient, Transcriber, Tran
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
-from callcov.scoring.scorer import score
+from callcov.scoring.scorer import ScoringResult, score
 from callcov.worker.runner import PermanentError, RetryableError, payload_id
 
 logger = logging.getLogger("callcov.pipeline")
@@ -58,11 +58,9 @@ class AnalysisPipeline:
         started = time.monotonic()
         try:
             path = await self.fetch_audio(analysis.audio_uri or "")
-        except FileNotFoundError:
-            path = Path("/nonexistent")
-        if not path.is_file():
+        except FileNotFoundError as exc:
             await self.fail(analysis_id, "The stored recording is missing.")
-            raise PermanentError(f"audio of {analysis_id} missing at {path}")
+            raise PermanentError(f"audio of {analysis_id} missing: {analysis.audio_uri}") from exc
         try:
             transcript = await self.inference.transcriber.transcribe(
                 TranscriptionRequest(audio_path=str(path), language=analysis.language)
@@ -82,7 +80,7 @@ class AnalysisPipeline:
         await self._complete(analysis_id, transcript, scored, round((time.monotonic() - started) * 1000))
 
     async def _complete(
-        self, analysis_id: uuid.UUID, transcript: Transcript, scored: object, elapsed_ms: int
+        self, analysis_id: uuid.UUID, transcript: Transcript, scored: ScoringResult, elapsed_ms: int
     ) -> None:
         now = utcnow()
         async with self.sessionmaker() as session:
@@ -92,15 +90,15 @@ class AnalysisPipeline:
                 .values(
                     status="completed",
                     transcript=transcript.public(),
-                    results=scored.results,  # type: ignore[attr-defined]
+                    results=scored.results,
                     language=transcript.language,
                     completed_at=now,
                     updated_at=now,
                     processing_time_ms=elapsed_ms,
-                    rubric_version=scored.rubric_version,  # type: ignore[attr-defined]
-                    prompt_version=scored.prompt_version,  # type: ignore[attr-defined]
+                    rubric_version=scored.rubric_version,
+                    prompt_version=scored.prompt_version,
                     transcriber_model=transcript.model,
-                    llm_model=scored.llm_model,  # type: ignore[attr-defined]
+                    llm_model=scored.llm_model,
                 )
             )
             await session.commit()

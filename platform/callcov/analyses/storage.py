@@ -54,7 +54,8 @@ class Storage(Protocol):
         ...
 
     async def fetch(self, uri: str) -> Path:
-        """A local file holding the object of ``uri``, fetched first if this node has no copy."""
+        """A local file holding the object of ``uri``, fetched first if this node has no copy;
+        FileNotFoundError when the store no longer has it."""
         ...
 
     async def delete(self, uri: str) -> None:
@@ -105,7 +106,10 @@ class LocalStorage:
         return StoredAudio(uri=LOCAL_SCHEME + key, path=final, size_bytes=size, sha256=digest)
 
     async def fetch(self, uri: str) -> Path:
-        return self.path_of(uri)
+        path = self.path_of(uri)
+        if not path.is_file():
+            raise FileNotFoundError(uri)
+        return path
 
     async def delete(self, uri: str) -> None:
         """Remove the file of ``uri`` if it exists."""

@@ -101,7 +101,7 @@ async def read_submission(request: Request, state: AppState) -> Submission:
     """Parse, store and probe; on any failure the stored audio is removed again."""
     content_type = request.headers.get("content-type", "")
     limit = state.settings.storage.max_upload_bytes
-    key = f"{uuid.uuid4().hex}"
+    key = uuid.uuid4().hex
     stored: StoredAudio | None = None
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:

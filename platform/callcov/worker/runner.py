@@ -66,6 +66,10 @@ class Runner:
             task.add_done_callback(self._finished)
         return len(jobs)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self.wake.set()
