@@ -128,6 +128,25 @@ class WorkerSettings(BaseModel):
     max_attempts: int = 6
 
 
+def default_retry_schedule() -> list[float]:
+    # About a day in all: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    return [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+class WebhookSettings(BaseModel):
+    # Keys that encrypt the signing secrets at rest: the first encrypts, every one decrypts, so a key
+    # can be replaced by putting the new one first (a JSON list in the environment variable).
+    encryption_keys: list[str] = Field(default_factory=lambda: [DEV_SECRET], min_length=1)
+    timeout_s: float = 30.0
+    # Waits before each retry after a failed attempt; its length is the number of retries.
+    retry_schedule_s: list[float] = Field(default_factory=default_retry_schedule)
+    # After a rotation the previous secret also signs, for this long.
+    rotation_overlap_s: int = 24 * 3600
+    # Deliveries in flight per dispatcher replica.
+    concurrency: int = 16
+    response_excerpt_chars: int = 1000
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -151,6 +170,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @property
     def database_url(self) -> str:
@@ -170,6 +190,11 @@ class Settings(BaseSettings):
                         f"CALLCOV_AUTH__{name.upper()} must be set to a random secret of at least "
                         f"32 characters in {self.environment.value}"
                     )
+            if any(key in PLACEHOLDER_SECRETS or len(key) < 32 for key in self.webhooks.encryption_keys):
+                raise ValueError(
+                    "CALLCOV_WEBHOOKS__ENCRYPTION_KEYS must list random keys of at least 32 characters "
+                    f"in {self.environment.value}"
+                )
         return self
 
 

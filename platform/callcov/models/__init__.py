@@ -2,6 +2,7 @@
 
 from callcov.models.analysis import Analysis
 from callcov.models.api_key import ApiKey
+from callcov.models.disabled_webhook_url import DisabledWebhookUrl
 from callcov.models.email_message import EmailMessage
 from callcov.models.email_token import EmailToken
 from callcov.models.idempotency_key import IdempotencyKey
@@ -9,10 +10,14 @@ from callcov.models.job import Job
 from callcov.models.refresh_token import RefreshToken
 from callcov.models.usage_record import UsageRecord
 from callcov.models.user import User
+from callcov.models.webhook_attempt import WebhookAttempt
+from callcov.models.webhook_event import WebhookEvent
+from callcov.models.webhook_secret import WebhookSecret
 
 __all__ = [
     "Analysis",
     "ApiKey",
+    "DisabledWebhookUrl",
     "EmailMessage",
     "EmailToken",
     "IdempotencyKey",
@@ -20,4 +25,7 @@ __all__ = [
     "RefreshToken",
     "UsageRecord",
     "User",
+    "WebhookAttempt",
+    "WebhookEvent",
+    "WebhookSecret",
 ]
