@@ -40,16 +40,25 @@ TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 PASSWORD = "Sup3r-secret!"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database (dropped afterwards); yields its URL."""
     name = f"callcov_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    run_migrations(make_settings(url, Path("/tmp")))
-    yield url
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        run_migrations(make_settings(url, Path("/tmp")))
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 def make_settings(db_url: str, data_dir: Path, **groups: dict[str, Any]) -> Settings:
@@ -214,13 +223,13 @@ def log_tail(path: Path, lines: int = 60) -> str:
 
 
 @contextmanager
-def asgi_in_thread(app: Any) -> Iterator[str]:
+def asgi_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     """An ASGI app on a real loopback port (uvicorn in a background thread); yields its base URL."""
     import threading
 
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
