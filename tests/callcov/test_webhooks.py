@@ -421,3 +421,33 @@ async def test_two_hundred_events_delivered_exactly_once(h: Harness, receiver: t
     assert all(item.verified_by == [0] for item in hook.received)
     assert {item.json()["id"] for item in hook.received} == set(ids)
     print(f"200 webhooks delivered in {elapsed:.2f} s ({200 / elapsed:.0f}/s)")
+
+
+async def test_the_readme_receiver_example(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/webhook_receiver.py (shown in the README) accepts a real delivery once, refuses a forgery."""
+    import importlib.util
+
+    account, key = await h.account()
+    monkeypatch.setenv("CALLCOV_WEBHOOK_SECRET", await h.secret(account))
+    path = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
+    spec = importlib.util.spec_from_file_location("webhook_receiver_example", path)
+    assert spec and spec.loader
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with asgi_in_thread(example.app) as base:
+        analysis_id = await h.submit(key, f"{base}/callcov")
+        await h.process()
+        await pump(webhook_runner(h.app), lambda: h.finished(analysis_id))
+        [attempt] = await h.deliveries(key, analysis_id)
+        assert attempt["status_code"] == 200 and attempt["response_excerpt"] == '{"received":true}'
+        assert f"{analysis_id}: missing disclosures" in capsys.readouterr().out
+        forged = {
+            "webhook-id": "msg_x",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1,AAAA",
+        }
+        async with httpx.AsyncClient() as plain:
+            r = await plain.post(f"{base}/callcov", content=b"{}", headers=forged)
+        assert r.status_code == 400

@@ -47,7 +47,10 @@ async def _send(
     for address in resolved.addresses:
         request = ssrf.pinned_request(resolved, address, method="POST", content=body, headers=headers)
         async with httpx.AsyncClient(
-            trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout_s)
+            verify=ssrf.tls_context(),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout_s),
         ) as client:
             try:
                 response = await client.send(request, stream=True)
