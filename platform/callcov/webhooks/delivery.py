@@ -12,13 +12,13 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from callcov.config import Settings
+from callcov.db import insert_ignoring_conflict
 from callcov.kit.time import utcnow
 from callcov.models import DisabledWebhookUrl, Job, WebhookAttempt, WebhookEvent
 from callcov.webhooks import events, secret_store
@@ -149,15 +149,10 @@ class WebhookDelivery:
         return reason[:1000]
 
     async def _disable(self, session: AsyncSession, event: WebhookEvent) -> None:
-        try:
-            async with session.begin_nested():  # another delivery may disable the same URL now
-                session.add(
-                    DisabledWebhookUrl(
-                        user_id=event.user_id, url=event.url, reason="The URL answered 410 Gone"
-                    )
-                )
-        except IntegrityError:
-            pass
+        await insert_ignoring_conflict(  # another delivery may disable the same URL now
+            session,
+            DisabledWebhookUrl(user_id=event.user_id, url=event.url, reason="The URL answered 410 Gone"),
+        )
         logger.info("webhook URL disabled for account %s after 410: %s", event.user_id, event.url)
 
     async def _end(self, session: AsyncSession, event: WebhookEvent, reason: str) -> None:

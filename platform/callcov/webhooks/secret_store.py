@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from cryptography.fernet import Fernet, MultiFernet
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import WebhookSettings
+from callcov.db import insert_ignoring_conflict
 from callcov.kit.time import utcnow
 from callcov.models import WebhookSecret
 
@@ -58,17 +58,15 @@ async def _find(session: AsyncSession, user_id: uuid.UUID, livemode: bool) -> We
 async def get_or_create(
     session: AsyncSession, settings: WebhookSettings, user_id: uuid.UUID, livemode: bool
 ) -> WebhookSecret:
-    """The scope's secret row, created (race-safely: a unique constraint decides) when missing."""
+    """The scope's secret row, created when missing (race-safely: the unique constraint decides)."""
     row = await _find(session, user_id, livemode)
-    if row is not None:
-        return row
-    try:
-        async with session.begin_nested():
-            row = WebhookSecret(
+    if row is None:
+        await insert_ignoring_conflict(
+            session,
+            WebhookSecret(
                 user_id=user_id, livemode=livemode, secret_encrypted=encrypt(settings, new_secret())
-            )
-            session.add(row)
-    except IntegrityError:
+            ),
+        )
         row = await _find(session, user_id, livemode)
         assert row is not None
     return row
