@@ -309,6 +309,34 @@ async def create_key(client: httpx.AsyncClient, account: Account, mode: str = "l
     return str(response.json()["api_key"])
 
 
+S3_BUCKET = "callcov-audio"
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """An S3 API server on loopback (moto's, standing in for AWS, MinIO or Ceph) with an empty
+    ``S3_BUCKET``; yields its endpoint URL. Sets dummy AWS credentials meanwhile."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        try:
+            endpoint = f"http://127.0.0.1:{port}"
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=S3_BUCKET)
+            yield endpoint
+        finally:
+            server.stop()
+
+
 class FakeDns:
     """Answers configured names, passes address literals to the real resolver, records every query."""
 

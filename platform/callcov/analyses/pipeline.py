@@ -68,7 +68,9 @@ class AnalysisPipeline:
             raise PermanentError(f"audio of {analysis_id} missing: {analysis.audio_uri}") from exc
         try:
             transcript = await self.inference.transcriber.transcribe(
-                TranscriptionRequest(audio_path=str(path), language=analysis.language)
+                TranscriptionRequest(
+                    audio_path=str(path), audio_uri=analysis.audio_uri, language=analysis.language
+                )
             )
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(
