@@ -137,6 +137,11 @@ class SensitiveRules(_Model):
     context_words: int = Field(10, ge=1)
     ssn_keywords: list[str] = ["social security", "ssn"]
     account_keywords: list[str] = ["account"]
+    # A run of at least this many digits (up to card_max_digits) with a card keyword nearby is a card
+    # number even when its checksum fails: ASR tends to drop one of four repeated digit groups.
+    # None: Luhn-valid numbers only (rubric v1).
+    card_partial_min_digits: int | None = Field(None, ge=8)
+    card_keywords: list[str] = []
 
 
 class GreetingRules(PatternList):

@@ -5,7 +5,8 @@ and account numbers, whether written as digits ("4111 1111-1111 1111") or spoken
 A number is a run of consecutive digit words in one segment. The run is cut into chunks where the
 transcript has punctuation or a pause over 1 s; the whole run and every stretch of consecutive chunks
 are candidates, longest first:
-- credit_card: 13-19 digits passing the Luhn check (never all zeros);
+- credit_card: 13-19 digits passing the Luhn check (never all zeros), or (rubric v2) 12-19 digits
+  with a card keyword nearby, checksum or not, since ASR may drop one of the groups;
 - ssn: 9 digits written ddd-dd-dddd, or 9 digits with an SSN keyword nearby;
 - account_number: 6-17 digits with an account keyword nearby.
 "Nearby" is the ``context_words`` words before the number in its segment and the previous segment
@@ -129,6 +130,14 @@ def _classify(items: list[_Item], context: str, rules: SensitiveRules) -> str | 
         and rules.card_min_digits <= n <= rules.card_max_digits
         and luhn_valid(digits)
         and digits.strip("0")
+    ):
+        return "credit_card"
+    if (
+        "credit_card" in rules.types
+        and rules.card_partial_min_digits is not None
+        and rules.card_partial_min_digits <= n <= rules.card_max_digits
+        and digits.strip("0")
+        and _near(context, rules.card_keywords)
     ):
         return "credit_card"
     if "ssn" in rules.types and n == 9:

@@ -66,8 +66,21 @@ class TestCards:
         assert "4111" not in dumped and "one one one" not in dumped
 
     def test_invalid_luhn_is_not_a_card(self) -> None:
-        check = sensitive(seg("customer", 0.0, "My card number is 4111 1111 1111 1112."))
+        check = sensitive(seg("customer", 0.0, "My reference is 4111 1111 1111 1112."))
         assert check["shared"] is False and check["instances"] == []
+
+    def test_after_a_card_keyword_a_failed_checksum_still_counts(self) -> None:
+        """Rubric v2: the transcript lost a digit group (12 digits) or garbled one (bad checksum)."""
+        for said in ("4242 4242 4242", "4111 1111 1111 1112"):
+            check = sensitive(seg("customer", 0.0, f"My card number is {said}."))
+            [instance] = check["instances"]
+            assert instance["type"] == "credit_card" and instance["text"].endswith(said[-4:])
+        v1 = build_view(
+            call(seg("customer", 0.0, "My card number is 4242 4242 4242.")), load_rubric("default", 1), None
+        )
+        assert sensitive_data(v1)["shared"] is False  # v1 results never change
+        short = sensitive(seg("customer", 0.0, "My card number ends in 4242 4242."))
+        assert short["shared"] is False
 
     def test_card_followed_by_expiry(self) -> None:
         check = sensitive(seg("customer", 0.0, "It's 4111 1111 1111 1111, 12 27."))
