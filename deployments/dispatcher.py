@@ -17,6 +17,7 @@ from ray.serve import Application
 from callcov.analyses.pipeline import AnalysisPipeline, Inference
 from callcov.analyses.service import ANALYSIS_JOB, WAKE_CHANNEL
 from callcov.analyses.storage import build_storage
+from callcov.billing.jobs import billing_handlers
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
@@ -56,7 +57,7 @@ class Dispatcher:
         self.runner = Runner(
             sessionmaker,
             self.settings.worker,
-            {ANALYSIS_JOB: pipeline.handle},
+            {ANALYSIS_JOB: pipeline.handle, **billing_handlers(sessionmaker, self.settings.billing)},
             on_give_up=pipeline.give_up,
             worker_id=worker_id,
         )

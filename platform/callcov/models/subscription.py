@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from callcov.models.base import created_field, id_field, optional_time_field, user_fk
+from callcov.models.base import created_field, id_field, optional_time_field
 
 
 class Subscription(SQLModel, table=True):
