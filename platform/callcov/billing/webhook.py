@@ -48,9 +48,10 @@ def verify(payload: bytes, signature: str | None, secret: str, tolerance_s: int)
         raise InvalidStripeSignature() from exc
     except ValueError as exc:  # the body is not JSON
         raise InvalidStripeSignature("The body is not a Stripe event") from exc
-    data: dict[str, Any] = json.loads(payload)
-    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    data = json.loads(payload)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
         raise InvalidStripeSignature("The body is not a Stripe event")
+    assert event.id == data["id"]
     return data
 
 
