@@ -47,14 +47,14 @@ async def create_analysis(
     )
     session.add(analysis)
     await session.flush()
-    queue.enqueue(
+    job = queue.enqueue(
         session,
         ANALYSIS_JOB,
         {"analysis_id": str(analysis.id)},
         max_attempts=state.settings.worker.max_attempts,
     )
     metering.record(
-        session, principal, analysis, metered, max_attempts=state.settings.billing.job_max_attempts
+        session, principal, analysis, job, metered, max_attempts=state.settings.billing.job_max_attempts
     )
     after_commit(session, lambda: wake_dispatcher(state))
     return analysis

@@ -16,6 +16,7 @@ from callcov.billing.errors import (
     InvalidTier,
     PaymentFailed,
     PortalUnavailable,
+    StripeEventTooLarge,
     StripeWebhookNotConfigured,
     SubscriptionConflict,
 )
@@ -39,6 +40,7 @@ from callcov.models import User
 from callcov.state import AppState, get_state
 
 router = APIRouter(prefix="/billing", tags=["billing"])
+MAX_EVENT_BYTES = 1024 * 1024
 StateDep = Annotated[AppState, Depends(get_state)]
 AUTH_ERRORS: dict[int | str, dict[str, object]] = {401: Unauthorized.schema(), 403: Forbidden.schema()}
 CHANGE_ERRORS: dict[int | str, dict[str, object]] = {
@@ -134,9 +136,22 @@ async def customer_portal(user: JwtUser, session: SessionDep, state: StateDep) -
     return PortalSession(url=await service.portal_url(session, state.settings.billing, user))
 
 
+async def _event_body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_EVENT_BYTES:
+            raise StripeEventTooLarge()
+    return bytes(body)
+
+
 @router.post(
     "/webhook",
-    responses={400: InvalidStripeSignature.schema(), 404: StripeWebhookNotConfigured.schema()},
+    responses={
+        400: InvalidStripeSignature.schema(),
+        404: StripeWebhookNotConfigured.schema(),
+        413: StripeEventTooLarge.schema(),
+    },
 )
 async def stripe_webhook(
     request: Request,
@@ -146,4 +161,4 @@ async def stripe_webhook(
 ) -> WebhookReceipt:
     """Inbound Stripe events: verified with the Stripe signature, stored once by event id, processed
     by a job."""
-    return await webhook.receive(session, state, await request.body(), stripe_signature)
+    return await webhook.receive(session, state, await _event_body(request), stripe_signature)

@@ -57,5 +57,11 @@ class InvalidStripeSignature(AppError):
     default_message = "The Stripe signature is missing or invalid"
 
 
+class StripeEventTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The event is larger than any Stripe event"
+
+
 class StripeWebhookNotConfigured(NotFound):
     default_message = "Stripe webhooks are not configured"

@@ -3,11 +3,13 @@
 ``check`` locks the account's subscription row (so the limit check and the usage insert of one
 account are atomic: concurrent submissions queue on the lock), refuses with 402 what the plan does not
 allow, and says which analysis level the plan gives. ``record`` writes the live-mode usage record and,
-for Stripe overage, the job that reports it. Test mode: no limit, no record."""
+for Stripe overage, the job that reports it; on a plan with priority processing it moves the analysis
+job ahead in the queue. Test mode: no limit, no record."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,10 +19,13 @@ from callcov.billing.ledger import roll_if_due
 from callcov.billing.plans import Level, plan_of
 from callcov.billing.repository import locked_subscription, period_usage
 from callcov.kit.time import to_unix
-from callcov.models import Analysis, Subscription, UsageRecord
+from callcov.models import Analysis, Job, Subscription, UsageRecord
 from callcov.worker import queue
 
 REPORT_USAGE_JOB = "billing.report_usage"
+# Priority processing (growth): the analysis job is queued as if submitted this much earlier, and the
+# dispatcher claims due jobs oldest first.
+PRIORITY_HEAD_START = timedelta(minutes=10)
 # Stripe statuses in which live submissions are refused (see docs/api.md, "Billing").
 UNPAID = frozenset({"past_due", "unpaid", "incomplete"})
 
@@ -29,6 +34,7 @@ UNPAID = frozenset({"past_due", "unpaid", "incomplete"})
 class Metered:
     level: Level
     minutes: float
+    priority: bool = False
     report_overage: bool = False
     period_start: int = 0
 
@@ -47,7 +53,7 @@ async def check(session: AsyncSession, principal: Principal, minutes: float) -> 
     await roll_if_due(session, sub)
     plan = plan_of(sub.tier)
     if not principal.livemode:
-        return Metered(level=plan.analysis_level, minutes=0.0)
+        return Metered(level=plan.analysis_level, minutes=0.0, priority=plan.priority)
     _refuse_unpaid(sub)
     used = await period_usage(session, sub.user_id, sub.current_period_start, sub.current_period_end)
     if not plan.fits(used.minutes, minutes):
@@ -68,14 +74,23 @@ async def check(session: AsyncSession, principal: Principal, minutes: float) -> 
     return Metered(
         level=plan.analysis_level,
         minutes=minutes,
+        priority=plan.priority,
         report_overage=overage and sub.provider == "stripe" and sub.stripe_subscription_id is not None,
         period_start=to_unix(sub.current_period_start) or 0,
     )
 
 
 def record(
-    session: AsyncSession, principal: Principal, analysis: Analysis, metered: Metered, *, max_attempts: int
+    session: AsyncSession,
+    principal: Principal,
+    analysis: Analysis,
+    analysis_job: Job,
+    metered: Metered,
+    *,
+    max_attempts: int,
 ) -> None:
+    if metered.priority:
+        analysis_job.run_after -= PRIORITY_HEAD_START
     if not principal.livemode:
         return
     session.add(UsageRecord(user_id=principal.account_id, analysis_id=analysis.id, minutes=metered.minutes))

@@ -12,7 +12,7 @@ from callcov.billing.repository import PeriodUsage
 from callcov.kit.time import to_unix
 from callcov.models import Invoice, Subscription, UsageRecord
 
-PaidOrFree = Literal["free", "starter", "growth"]
+TierName = Literal["free", "starter", "growth"]
 
 
 class TierInfo(BaseModel):
@@ -94,14 +94,14 @@ class SubscriptionPublic(BaseModel):
 
 
 class SubscriptionCreate(BaseModel):
-    tier: PaidOrFree
+    tier: TierName
     payment_method: str | None = Field(
         default=None, max_length=255, description="A Stripe PaymentMethod id (pm_…); not needed for free"
     )
 
 
 class SubscriptionUpdate(BaseModel):
-    tier: PaidOrFree
+    tier: TierName
 
 
 class SubscriptionCancel(BaseModel):

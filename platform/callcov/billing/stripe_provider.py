@@ -150,7 +150,9 @@ class StripeProvider:
                     "payment_behavior": "error_if_incomplete",
                     "metadata": {"account_id": str(snap.user_id), "tier": tier},
                 },
-                options={"idempotency_key": f"callcov-subscribe-{snap.id}-{snap.version}-{tier}"},
+                options={
+                    "idempotency_key": f"callcov-subscribe-{snap.id}-{snap.version}-{tier}-{payment_method}"
+                },
             )
         )
         return self.remote(created.to_dict(), customer_id, tier)

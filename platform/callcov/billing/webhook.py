@@ -49,7 +49,11 @@ def verify(payload: bytes, signature: str | None, secret: str, tolerance_s: int)
     except ValueError as exc:  # the body is not JSON
         raise InvalidStripeSignature("The body is not a Stripe event") from exc
     data = json.loads(payload)
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("id"), str)
+        or not isinstance(data.get("type"), str)
+    ):
         raise InvalidStripeSignature("The body is not a Stripe event")
     assert event.id == data["id"]
     return data

@@ -224,3 +224,20 @@ class TestRollOver:
         assert amounts == [4900, 4900 + 500]  # first period; next period + 100 overage minutes at 5 cents
         row = await subscription_row(app, user_id)
         assert row.tier == "starter"
+
+
+class TestPriority:
+    async def test_growth_jobs_are_queued_ahead(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        account, _ = await new_account(client, app)
+        free = (await submit(client, account.headers)).json()["id"]
+        await client.post(f"{API}/subscription", json={"tier": "growth"}, headers=account.headers)
+        growth = (await submit(client, account.headers)).json()["id"]
+        async with state_of_app(app).sessionmaker() as session:
+            jobs = {
+                job.payload["analysis_id"]: job
+                for job in (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
+            }
+        assert abs(jobs[free].created_at - jobs[free].run_after) < timedelta(seconds=1)
+        head_start = jobs[growth].created_at - jobs[growth].run_after
+        assert timedelta(minutes=10) - timedelta(seconds=1) < head_start < timedelta(minutes=10, seconds=1)
+        assert jobs[growth].run_after < jobs[free].run_after

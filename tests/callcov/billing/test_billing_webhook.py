@@ -157,6 +157,12 @@ class TestSignature:
         assert r.status_code == 400
         assert await count_rows(app, BillingEvent, stripe_event_id=event_id) == 0
 
+    async def test_oversized_body_is_refused(self, hook_app: tuple[FastAPI, httpx.AsyncClient]) -> None:
+        _, client = hook_app
+        payload = b'{"id": "evt_big", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        r = await post_event(client, payload)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
     async def test_without_a_webhook_secret_the_endpoint_is_absent(self, client: httpx.AsyncClient) -> None:
         payload = stripe_event("invoice.paid", {"id": "in_x"}, created=int(time.time()))
         r = await client.post(HOOK, content=payload, headers={"Stripe-Signature": stripe_signature(payload)})
