@@ -1,6 +1,6 @@
-"""The dispatcher: a Serve deployment that drains the durable job queue (analysis jobs now,
-webhook deliveries later), with transcription through the ``whisper`` app's handle and scoring
-through the OpenAI-compatible ``llm`` endpoint."""
+"""The dispatcher: a Serve deployment that drains the durable job queue with two loops: analysis
+jobs (transcription through the ``whisper`` app's handle, scoring through the OpenAI-compatible
+``llm`` endpoint) and webhook deliveries (many at once: they only wait on the network)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from callcov.billing.jobs import billing_handlers
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
+from callcov.webhooks.delivery import WebhookDelivery
+from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker.runner import Runner
 from deployments.inference import ServeTranscriber
 
@@ -48,12 +50,21 @@ class Dispatcher:
             api_key=inference.llm_api_key or None,
             timeout_s=inference.llm_timeout_s,
         )
+        worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        delivery = WebhookDelivery(sessionmaker, self.settings)
+        self.webhook_runner = Runner(
+            sessionmaker,
+            self.settings.worker.model_copy(update={"concurrency": self.settings.webhooks.concurrency}),
+            {WEBHOOK_JOB: delivery.handle},
+            on_give_up=delivery.give_up,
+            worker_id=f"{worker_id}-webhooks",
+        )
         pipeline = AnalysisPipeline(
             sessionmaker,
             Inference(transcriber=ServeTranscriber(inference.whisper_app), llm=llm),
             build_storage(self.settings).fetch,
+            on_event=self.webhook_runner.wake.set,
         )
-        worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.runner = Runner(
             sessionmaker,
             self.settings.worker,
@@ -62,7 +73,10 @@ class Dispatcher:
             worker_id=worker_id,
         )
         self.stop = asyncio.Event()
-        self.tasks = [asyncio.create_task(self.runner.run_forever(self.stop))]
+        self.tasks = [
+            asyncio.create_task(self.runner.run_forever(self.stop)),
+            asyncio.create_task(self.webhook_runner.run_forever(self.stop)),
+        ]
         if self.settings.redis.url:
             self.tasks.append(asyncio.create_task(self._listen()))
 
@@ -78,16 +92,21 @@ class Dispatcher:
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.runner.wake.set()
+                            self.webhook_runner.wake.set()
             except Exception as exc:
                 logger.warning("wake-up channel unavailable (%s); polling only", exc)
                 await asyncio.sleep(self.settings.worker.poll_interval_s * 5)
 
     async def check_health(self) -> None:
-        if self.tasks[0].done():
-            raise RuntimeError("the dispatcher loop has stopped")
+        if self.tasks[0].done() or self.tasks[1].done():
+            raise RuntimeError("a dispatcher loop has stopped")
 
     async def stats(self) -> dict[str, Any]:
-        return {"worker_id": self.runner.worker_id, "running": self.runner.in_flight}
+        return {
+            "worker_id": self.runner.worker_id,
+            "running": self.runner.in_flight,
+            "webhooks_in_flight": self.webhook_runner.in_flight,
+        }
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -18,6 +18,7 @@ are not batched across calls: ``max_ongoing_requests`` bounds the calls a replic
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
+from callcov.analyses.storage import Storage, build_storage
 from callcov.analyses.transcript import Speaker, Transcript
+from callcov.config import get_settings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
 from deployments.diarization import DiarizationOptions, diarize
 from deployments.whisper_backends import (
@@ -103,8 +106,16 @@ class WhisperTranscriber:
     deployment, and tests construct it directly. ``model`` injects a loaded ``WhisperModel`` (or a
     double with the same ``transcribe``)."""
 
-    def __init__(self, args: WhisperArgs | dict[str, Any] | None = None, *, model: Any = None) -> None:
+    def __init__(
+        self,
+        args: WhisperArgs | dict[str, Any] | None = None,
+        *,
+        model: Any = None,
+        storage: Storage | None = None,
+    ) -> None:
         self.args = args if isinstance(args, WhisperArgs) else WhisperArgs.model_validate(args or {})
+        # Built on first need from CallCov's settings (the replica's environment).
+        self._storage = storage
         self.tunables = WhisperTunables.model_validate(
             self.args.model_dump(include=set(WhisperTunables.model_fields))
         )
@@ -124,8 +135,18 @@ class WhisperTranscriber:
             self._warm_up()
 
     async def transcribe(self, request: TranscriptionRequest | dict[str, Any]) -> Transcript:
-        """Transcribe one call; the blocking work runs in a thread so the replica's loop stays free."""
-        return await asyncio.to_thread(self.transcribe_sync, request)
+        """Transcribe one call; the blocking work runs in a thread so the replica's loop stays free.
+        On a node without the dispatcher's copy of the file, the audio is fetched by its storage URI."""
+        req = TranscriptionRequest.model_validate(request)
+        if req.audio_uri and not Path(req.audio_path).is_file():
+            if self._storage is None:
+                self._storage = build_storage(get_settings())
+            try:
+                path = await self._storage.fetch(req.audio_uri)
+            except FileNotFoundError as exc:
+                raise AudioError(f"audio file not found in storage: {req.audio_uri}") from exc
+            req = req.model_copy(update={"audio_path": str(path)})
+        return await asyncio.to_thread(self.transcribe_sync, req)
 
     def transcribe_sync(self, request: TranscriptionRequest | dict[str, Any]) -> Transcript:
         """The blocking transcription (also used by batch jobs and tests)."""

@@ -40,16 +40,25 @@ TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 PASSWORD = "Sup3r-secret!"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database (dropped afterwards); yields its URL."""
     name = f"callcov_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    run_migrations(make_settings(url, Path("/tmp")))
-    yield url
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        run_migrations(make_settings(url, Path("/tmp")))
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 def make_settings(db_url: str, data_dir: Path, **groups: dict[str, Any]) -> Settings:
@@ -214,13 +223,13 @@ def log_tail(path: Path, lines: int = 60) -> str:
 
 
 @contextmanager
-def asgi_in_thread(app: Any) -> Iterator[str]:
+def asgi_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     """An ASGI app on a real loopback port (uvicorn in a background thread); yields its base URL."""
     import threading
 
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -298,6 +307,34 @@ async def create_key(client: httpx.AsyncClient, account: Account, mode: str = "l
     response = await client.post("/api/v1/api-keys", json={"mode": mode}, headers=account.headers)
     assert response.status_code == 201, response.text
     return str(response.json()["api_key"])
+
+
+S3_BUCKET = "callcov-audio"
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """An S3 API server on loopback (moto's, standing in for AWS, MinIO or Ceph) with an empty
+    ``S3_BUCKET``; yields its endpoint URL. Sets dummy AWS credentials meanwhile."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        try:
+            endpoint = f"http://127.0.0.1:{port}"
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=S3_BUCKET)
+            yield endpoint
+        finally:
+            server.stop()
 
 
 class FakeDns:

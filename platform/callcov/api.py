@@ -10,12 +10,24 @@ from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
 from callcov.billing.endpoints import router as billing_router
 from callcov.users.endpoints import router as users_router
+from callcov.webhooks.endpoints import analysis_router as analysis_webhook_router
+from callcov.webhooks.endpoints import secret_router as webhook_secret_router
 
 API_PREFIX = "/api/v1"
 
 
 def build_api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for domain in (auth_router, users_router, api_keys_router, analyses_router, calls_router, billing_router):
+    domains = (
+        auth_router,
+        users_router,
+        api_keys_router,
+        analyses_router,
+        calls_router,
+        analysis_webhook_router,
+        webhook_secret_router,
+        billing_router,
+    )
+    for domain in domains:
         router.include_router(domain)
     return router

@@ -22,6 +22,7 @@ from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, Tra
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
+from callcov.webhooks.openapi import register_webhook_docs
 
 DESCRIPTION = (
     "CallCov scores call recordings for compliance and quality. Authenticate with an API key "
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(build_api_router())
+    register_webhook_docs(app)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -93,4 +93,12 @@ class TestSettings:
             Settings(environment="production", auth={"jwt_secret": secret, "api_key_pepper": "p" * 40})
 
     def test_production_accepts_real_secrets(self) -> None:
-        Settings(environment="production", auth={"jwt_secret": "s" * 40, "api_key_pepper": "p" * 40})
+        Settings(
+            environment="production",
+            auth={"jwt_secret": "s" * 40, "api_key_pepper": "p" * 40},
+            webhooks={"encryption_keys": ["k" * 40, "old" * 12]},
+        )
+
+    def test_production_refuses_the_default_webhook_key(self) -> None:
+        with pytest.raises(ValueError, match="WEBHOOKS__ENCRYPTION_KEYS"):
+            Settings(environment="production", auth={"jwt_secret": "s" * 40, "api_key_pepper": "p" * 40})

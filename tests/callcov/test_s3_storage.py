@@ -9,37 +9,23 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import SignUp, create_key, free_port
-from moto.server import ThreadedMotoServer
+from conftest import S3_BUCKET, SignUp, create_key, s3_server
 from test_submission import WAV, submit
 
 from callcov.analyses.errors import FileTooLarge
 from callcov.analyses.s3_storage import S3Storage
 
 pytestmark = pytest.mark.asyncio
-BUCKET = "callcov-audio"
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            patch.setenv(name, value)
-        port = free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-        server.start()
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    with s3_server() as endpoint:
         yield endpoint
-        server.stop()
 
 
 def store(endpoint: str, cache: Path) -> S3Storage:
-    return S3Storage(BUCKET, cache, prefix="audio/", endpoint_url=endpoint)
+    return S3Storage(S3_BUCKET, cache, prefix="audio/", endpoint_url=endpoint)
 
 
 async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
@@ -49,14 +35,14 @@ async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
 
 def objects(endpoint: str) -> dict[str, bytes]:
     client = boto3.client("s3", endpoint_url=endpoint)
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-    return {key: client.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=S3_BUCKET).get("Contents", [])]
+    return {key: client.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read() for key in keys}
 
 
 async def test_save_fetch_elsewhere_delete(s3_endpoint: str, tmp_path: Path) -> None:
     here, there = store(s3_endpoint, tmp_path / "node-a"), store(s3_endpoint, tmp_path / "node-b")
     stored = await here.save("acct/call-1", chunks(WAV), max_bytes=len(WAV))
-    assert stored.uri == f"s3://{BUCKET}/audio/acct/call-1" and stored.size_bytes == len(WAV)
+    assert stored.uri == f"s3://{S3_BUCKET}/audio/acct/call-1" and stored.size_bytes == len(WAV)
     assert objects(s3_endpoint)["audio/acct/call-1"] == WAV and stored.path.read_bytes() == WAV
     fetched = await there.fetch(stored.uri)  # another node: downloaded on first use
     assert fetched.read_bytes() == WAV and fetched.parent.is_relative_to(tmp_path / "node-b")
@@ -77,7 +63,7 @@ async def test_submission_goes_to_the_bucket(
     app_factory, s3_endpoint: str, signed_up: SignUp, client
 ) -> None:  # type: ignore[no-untyped-def]
     key = await create_key(client, await signed_up(), "test")
-    settings = {"backend": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": s3_endpoint}
+    settings = {"backend": "s3", "s3_bucket": S3_BUCKET, "s3_endpoint_url": s3_endpoint}
     async with app_factory(storage=settings) as s3_client:
         r = await submit(s3_client, key)
         assert r.status_code == 201, r.text

@@ -45,3 +45,45 @@ async def test_sign_up_keys_and_idempotency_on_sqlite(tmp_path: Path) -> None:
         ]
         assert codes[-1] == 429
     assert (tmp_path / "callcov.db").exists()
+
+
+async def test_webhook_delivery_on_sqlite(tmp_path: Path) -> None:
+    import asyncio
+
+    from conftest import asgi_in_thread, create_key, sign_up
+    from test_pipeline import FakeTranscriber, runner_for
+    from test_submission import submit
+    from test_webhooks import webhook_runner
+    from webhook_receiver import Receiver
+
+    from callcov.models import DisabledWebhookUrl
+    from callcov.state import state_of_app
+
+    settings = Settings(
+        environment="testing",
+        data_dir=tmp_path,
+        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
+        storage={"url_allow": ["127.0.0.0/8"]},
+    )
+    run_migrations(settings)
+    app = create_app(settings)
+    hook = Receiver()
+    async with running(app) as client:
+        account = await sign_up(client, app)
+        key = await create_key(client, account, "test")
+        secrets = await asyncio.gather(
+            *(client.get("/api/v1/webhooks/secret?mode=test", headers=account.headers) for _ in range(3))
+        )
+        assert len({r.json()["secret"] for r in secrets}) == 1  # created once, even when asked at once
+        hook.secrets = [secrets[0].json()["secret"]]
+        hook.answer(200, 410)
+        with asgi_in_thread(hook) as url:
+            ids = [(await submit(client, key, webhook_url=f"{url}/hook")).json()["id"] for _ in range(2)]
+            await runner_for(app, FakeTranscriber()).drain()
+            await webhook_runner(app).drain()
+        assert sorted(item.json()["id"] for item in hook.received) == sorted(ids)
+        assert all(item.verified_by == [0] for item in hook.received)
+        async with state_of_app(app).sessionmaker() as session:
+            from sqlmodel import select
+
+            assert len((await session.exec(select(DisabledWebhookUrl))).all()) == 1

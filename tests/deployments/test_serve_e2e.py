@@ -1,7 +1,7 @@
 """The whole service as a user runs it: ``callcov-serve`` starts local Ray with the api, whisper, llm
 and dispatcher applications; calls go over HTTP. Real faster-whisper, real llama.cpp, real PostgreSQL.
 Includes the crash test: the service is killed with analyses in flight, restarted, and every accepted
-analysis completes exactly once."""
+analysis completes exactly once and has its webhook delivered (to a verifying receiver on loopback)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from conftest import (
     PASSWORD,
+    asgi_in_thread,
     callcov_serve,
     free_port,
     server_env,
@@ -25,6 +26,7 @@ from conftest import (
     unique_email,
 )
 from speech import normalise, synthesize_call
+from webhook_receiver import Receiver
 
 pytestmark = pytest.mark.serve
 
@@ -51,6 +53,7 @@ def service(
         CALLCOV_LOG_LEVEL="INFO",
         CALLCOV_WORKER__POLL_INTERVAL_S="1",
         CALLCOV_WORKER__LEASE_S="20",
+        CALLCOV_STORAGE__URL_ALLOW='["127.0.0.0/8"]',
     )
     yield env, free_port(), folder
 
@@ -68,7 +71,15 @@ def served(running: tuple[str, subprocess.Popen[bytes]]) -> str:
 
 
 @pytest.fixture(scope="module")
-def api_key(served: str, pg_url: str) -> dict[str, str]:
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    hook = Receiver()
+    with asgi_in_thread(hook) as url:
+        yield hook, f"{url}/callcov"
+
+
+@pytest.fixture(scope="module")
+def api_key(served: str, pg_url: str, receiver: tuple[Receiver, str]) -> dict[str, str]:
+    """A live key of a new account; the receiver verifies with that account's webhook secret."""
     email = unique_email()
     with httpx.Client(base_url=served, timeout=30) as client:
         assert (
@@ -87,16 +98,24 @@ def api_key(served: str, pg_url: str) -> dict[str, str]:
         assert len(me.headers.get_list("x-request-id")) == 1 and me.headers["x-request-id"].startswith("req_")
         assert me.headers["X-RateLimit-Limit"] == "100"
         key = client.post("/api/v1/api-keys", json={"mode": "live"}, headers=jwt).json()["api_key"]
+        receiver[0].secrets = [client.get("/api/v1/webhooks/secret", headers=jwt).json()["secret"]]
     return {"X-API-Key": key}
 
 
-def submit(url: str, headers: dict[str, str], audio: Path, agent: str = "agent_1") -> str:
+def submit(
+    url: str, headers: dict[str, str], audio: Path, agent: str = "agent_1", webhook_url: str = ""
+) -> str:
     with audio.open("rb") as file:
         r = httpx.post(
             f"{url}/api/v1/analysis",
             headers=headers,
             timeout=60,
-            data={"agent_id": agent, "contact_id": "cust_1", "call_direction": "inbound"},
+            data={
+                "agent_id": agent,
+                "contact_id": "cust_1",
+                "call_direction": "inbound",
+                "webhook_url": webhook_url,
+            },
             files={"audio_file": ("call.wav", file, "audio/wav")},
         )
     assert r.status_code == 201, r.text
@@ -117,6 +136,20 @@ def wait_finished(url: str, headers: dict[str, str], ids: list[str], timeout_s: 
     return done
 
 
+def wait_delivered(hook: Receiver, ids: list[str], timeout_s: float) -> dict[str, dict]:
+    """Every analysis' event, verified with the account's secret; the same id and body on any repeat."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not set(ids) <= {item.json()["id"] for item in hook.received}:
+        time.sleep(0.5)
+    bodies: dict[str, dict] = {}
+    for item in [item for item in hook.received if item.json()["id"] in ids]:
+        assert item.verified_by == [0], item.headers
+        assert bodies.setdefault(item.msg_id, item.json()) == item.json()
+    delivered = {body["id"]: body for body in bodies.values()}
+    assert set(delivered) == set(ids), f"{len(delivered)} of {len(ids)} webhooks in {timeout_s} s"
+    return delivered
+
+
 def assert_evidence_is_in_the_transcript(body: dict) -> None:
     text = normalise(body["transcript"]["text"])
     checks = [c for section in ("compliance", "quality") for c in body["results"][section].values()]
@@ -126,10 +159,13 @@ def assert_evidence_is_in_the_transcript(body: dict) -> None:
             assert 0 <= item["start"] <= item["end"] <= body["audio"]["duration_seconds"] + 1
 
 
-def test_a_call_from_upload_to_result(served: str, api_key: dict[str, str], tmp_path: Path) -> None:
+def test_a_call_from_upload_to_result(
+    served: str, api_key: dict[str, str], receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
     call = synthesize_call(COMPLIANT_CALL, tmp_path / "call.wav", stereo=True)
-    analysis_id = submit(served, api_key, call.path)
+    analysis_id = submit(served, api_key, call.path, webhook_url=receiver[1])
     body = wait_finished(served, api_key, [analysis_id], timeout_s=300)[analysis_id]
+    assert wait_delivered(receiver[0], [analysis_id], timeout_s=30)[analysis_id] == body
     assert body["status"] == "completed", body["metadata"]
     transcript = body["transcript"]
     assert {s["speaker"] for s in transcript["segments"]} == {"agent", "customer"}
@@ -157,6 +193,7 @@ def test_crash_loses_nothing(
     running: tuple[str, subprocess.Popen[bytes]],
     service: tuple[dict[str, str], int, Path],
     api_key: dict[str, str],
+    receiver: tuple[Receiver, str],
     pg_url: str,
     tmp_path: Path,
 ) -> None:
@@ -164,7 +201,10 @@ def test_crash_loses_nothing(
     calls = [
         synthesize_call(COMPLIANT_CALL[:3], tmp_path / f"c{i}.wav", stereo=bool(i % 2)) for i in range(3)
     ]
-    ids = [submit(served, api_key, call.path, agent=f"agent_{i}") for i, call in enumerate(calls)]
+    ids = [
+        submit(served, api_key, call.path, agent=f"agent_{i}", webhook_url=receiver[1])
+        for i, call in enumerate(calls)
+    ]
     deadline = time.time() + 120
     while not any(status == "running" for _, status, _ in _jobs(pg_url, ids)) and time.time() < deadline:
         time.sleep(0.5)
@@ -175,7 +215,9 @@ def test_crash_loses_nothing(
     )
     with callcov_serve(env, port, folder / "serve-restart.log") as (url, _):
         finished = wait_finished(url, api_key, ids, timeout_s=420)
+        delivered = wait_delivered(receiver[0], ids, timeout_s=60)
     assert all(body["status"] == "completed" for body in finished.values()), finished
+    assert delivered == finished
     jobs = _jobs(pg_url, ids)
     assert sorted(job[0] for job in jobs) == sorted(ids) and all(job[1] == "done" for job in jobs)
     assert any(attempts >= 2 for _, _, attempts in jobs), "no job was in flight when the service died"

@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import S3_BUCKET, s3_server
 from speech import ACME_CALL, CallTruth, normalise, synthesize_call, write_wav
 
+from callcov.analyses.s3_storage import S3Storage
 from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import TranscriptionRequest
 from deployments.diarization import DiarizationOptions, cue_score, median_pitch, name_speakers, two_voices
@@ -266,3 +268,30 @@ class TestDiarization:
         assert name_speakers(texts, [1, 0, 1], 1.5) == {1: "agent", 0: "customer"}
         assert name_speakers(["Hi.", "Hello."], [0, 1], 1.5) == {0: "A", 1: "B"}
         assert cue_score("This call may be recorded for quality purposes.") > 0
+
+
+class TestAudioFromStorage:
+    @pytest.mark.asyncio
+    async def test_a_replica_on_another_node_fetches_by_uri(self, tmp_path: Path) -> None:
+        """The dispatcher's node saved the recording; the whisper replica's node has no copy at that
+        path and fetches it by its storage URI (an S3-compatible server on loopback)."""
+        call = synthesize_call(ACME_CALL[:2], stereo=True)
+        with s3_server() as endpoint:
+            dispatcher_node = S3Storage(S3_BUCKET, tmp_path / "node-a", endpoint_url=endpoint)
+            saved = await dispatcher_node.save(
+                "acct/call", chunks_of(call.path.read_bytes()), max_bytes=10**8
+            )
+            transcriber = WhisperTranscriber(
+                {"model": "double", "warmup": False},
+                model=EnergyWhisper(),
+                storage=S3Storage(S3_BUCKET, tmp_path / "node-b", endpoint_url=endpoint),
+            )
+            missing_here = str(tmp_path / "node-a-only" / "call.wav")
+            transcript = await transcriber.transcribe({"audio_path": missing_here, "audio_uri": saved.uri})
+            assert [s.speaker for s in transcript.segments] == ["agent", "customer"]
+            with pytest.raises(AudioError, match="not found in storage"):
+                await transcriber.transcribe({"audio_path": missing_here, "audio_uri": saved.uri + "-gone"})
+
+
+async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
+    yield data

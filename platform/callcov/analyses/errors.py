@@ -67,6 +67,10 @@ class InvalidAudioUrl(AppError):
     default_message = "The URL is not allowed"
 
 
+class HostNotResolved(InvalidAudioUrl):
+    """The URL's host did not resolve (now): for a webhook at send time, worth retrying."""
+
+
 class AudioDownloadFailed(AppError):
     """Fetching ``audio_url`` failed: timeout, connection error, HTTP error status, too many redirects."""
 

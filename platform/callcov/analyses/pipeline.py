@@ -25,6 +25,7 @@ from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
+from callcov.webhooks import events as webhook_events
 from callcov.worker.runner import PermanentError, RetryableError, payload_id
 
 logger = logging.getLogger("callcov.pipeline")
@@ -44,10 +45,14 @@ class AnalysisPipeline:
         sessionmaker: async_sessionmaker[AsyncSession],
         inference: Inference,
         fetch_audio: Callable[[str], Awaitable[Path]],
+        *,
+        on_event: Callable[[], None] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.inference = inference
         self.fetch_audio = fetch_audio
+        # Called after a commit that wrote a webhook event (wakes the delivery loop).
+        self.on_event = on_event
 
     async def handle(self, job: Job) -> None:
         analysis_id = payload_id(job, "analysis_id")
@@ -63,7 +68,9 @@ class AnalysisPipeline:
             raise PermanentError(f"audio of {analysis_id} missing: {analysis.audio_uri}") from exc
         try:
             transcript = await self.inference.transcriber.transcribe(
-                TranscriptionRequest(audio_path=str(path), language=analysis.language)
+                TranscriptionRequest(
+                    audio_path=str(path), audio_uri=analysis.audio_uri, language=analysis.language
+                )
             )
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(
@@ -105,19 +112,31 @@ class AnalysisPipeline:
                     llm_model=scored.llm_model,
                 )
             )
-            await session.commit()
-        if result.rowcount != 1:
-            logger.info("analysis %s was already finished; result of this run dropped", analysis_id)
+            if result.rowcount != 1:
+                logger.info("analysis %s was already finished; result of this run dropped", analysis_id)
+                return
+            await self._finished(session, analysis_id)
 
     async def fail(self, analysis_id: uuid.UUID, message: str) -> None:
         now = utcnow()
         async with self.sessionmaker() as session:
-            await session.exec(
+            result = await session.exec(
                 update(Analysis)
                 .where(col(Analysis.id) == analysis_id, col(Analysis.status) == "processing")
                 .values(status="failed", error_message=message, completed_at=now, updated_at=now)
             )
-            await session.commit()
+            if result.rowcount == 1:
+                await self._finished(session, analysis_id)
+            else:
+                await session.commit()
+
+    async def _finished(self, session: AsyncSession, analysis_id: uuid.UUID) -> None:
+        """Write the webhook event (outbox) in the transaction of the terminal state, and commit."""
+        analysis = await session.get(Analysis, analysis_id, populate_existing=True)
+        event = webhook_events.record(session, analysis) if analysis is not None else None
+        await session.commit()
+        if event is not None and self.on_event is not None:
+            self.on_event()
 
     async def give_up(self, job: Job, reason: str) -> None:
         logger.error("analysis job %s gave up: %s", job.id, reason)

@@ -12,6 +12,9 @@ from callcov.analyses.transcript import Transcript
 
 class TranscriptionRequest(BaseModel):
     audio_path: str  # a local path (or storage URI resolved to one) that the transcriber can read
+    # The recording's storage URI: a transcriber on another node, where ``audio_path`` does not
+    # exist, fetches it from storage (S3-compatible storage in a multi-node cluster).
+    audio_uri: str | None = None
     language: str | None = None
     # Stereo calls: which channel is the agent (the other is the customer).
     agent_channel: int = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import tenacity
@@ -118,6 +118,17 @@ async def retry_later(
         last_error=error[:2000],
     )
     return True
+
+
+async def reschedule(session: AsyncSession, job_id: uuid.UUID, worker_id: str, run_after: datetime) -> bool:
+    """Put a running job back for ``run_after``, inside the caller's transaction (the handler
+    records why in the same commit). False if the job is no longer ours."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.locked_by) == worker_id, col(Job.status) == "running")
+        .values(status="queued", run_after=run_after, lease_until=None, updated_at=utcnow())
+    )
+    return bool(result.rowcount == 1)
 
 
 async def fail(

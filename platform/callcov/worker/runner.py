@@ -30,6 +30,11 @@ class PermanentError(Exception):
     """The job can never succeed; the handler has already recorded what the client should see."""
 
 
+class Rescheduled(Exception):  # noqa: N818  (a signal, not an error)
+    """The handler has already put the job back in the queue (``queue.reschedule``), in the same
+    transaction as its own bookkeeping: the runner leaves the job alone."""
+
+
 class Runner:
     def __init__(
         self,
@@ -101,6 +106,8 @@ class Runner:
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
             await self.handlers[job.kind](job)
+        except Rescheduled:
+            pass
         except PermanentError as exc:
             await queue.fail(self.sessionmaker, job.id, self.worker_id, str(exc))
         except Exception as exc:  # RetryableError and anything unexpected: retry with backoff

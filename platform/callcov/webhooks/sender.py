@@ -1,0 +1,96 @@
+"""One webhook POST: the URL is checked against SSRF again at send time (DNS may have changed since
+submission), the connection goes to the checked address, redirects are not followed, and the whole
+attempt (resolution, connection, response) is bounded by one timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from callcov.analyses.errors import HostNotResolved, InvalidAudioUrl
+from callcov.kit import ssrf
+
+EXCERPT_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status_code: int | None
+    duration_ms: int
+    response_excerpt: str | None = None
+    error: str | None = None
+    # The URL is not allowed (it resolves to a private address): never worth retrying.
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _read_excerpt(response: httpx.Response, max_chars: int) -> str:
+    received = bytearray()
+    async for chunk in response.aiter_bytes():
+        received.extend(chunk)
+        if len(received) >= EXCERPT_BYTES:
+            break
+    return received.decode("utf-8", errors="replace")[:max_chars]
+
+
+async def _send(
+    resolved: ssrf.ResolvedUrl, body: bytes, headers: Mapping[str, str], timeout_s: float, max_chars: int
+) -> tuple[int, str]:
+    error: httpx.ConnectError | None = None
+    for address in resolved.addresses:
+        request = ssrf.pinned_request(resolved, address, method="POST", content=body, headers=headers)
+        async with httpx.AsyncClient(
+            verify=ssrf.tls_context(),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout_s),
+        ) as client:
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                error = exc
+                continue
+            try:
+                return response.status_code, await _read_excerpt(response, max_chars)
+            finally:
+                await response.aclose()
+    assert error is not None
+    raise error
+
+
+async def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    allow: Sequence[str],
+    timeout_s: float,
+    excerpt_chars: int,
+) -> SendResult:
+    """POST ``body`` to ``url``; never raises for network trouble, it is reported in the result."""
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            resolved = await ssrf.resolve_checked(url, allow=allow, timeout_s=timeout_s)
+            status, excerpt = await _send(resolved, body, headers, timeout_s, excerpt_chars)
+    except HostNotResolved as exc:
+        return SendResult(None, elapsed_ms(), error=exc.message)
+    except InvalidAudioUrl as exc:
+        return SendResult(None, elapsed_ms(), error=f"Refused: {exc.message}", refused=True)
+    except (TimeoutError, httpx.TimeoutException):
+        return SendResult(None, elapsed_ms(), error=f"No response within {timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        return SendResult(None, elapsed_ms(), error=f"Connection failed: {reason}"[:1000])
+    return SendResult(status, elapsed_ms(), response_excerpt=excerpt)
