@@ -241,3 +241,24 @@ class TestPriority:
         head_start = jobs[growth].created_at - jobs[growth].run_after
         assert timedelta(minutes=10) - timedelta(seconds=1) < head_start < timedelta(minutes=10, seconds=1)
         assert jobs[growth].run_after < jobs[free].run_after
+
+
+class TestOpenAPI:
+    async def test_documents_billing_and_the_402(self, client: httpx.AsyncClient) -> None:
+        doc = (await client.get("/api/v1/openapi.json")).json()
+        paths = doc["paths"]
+        for path in (
+            "/api/v1/billing/tiers",
+            "/api/v1/billing/subscription",
+            "/api/v1/billing/subscription/update",
+            "/api/v1/billing/subscription/cancel",
+            "/api/v1/billing/subscription/reactivate",
+            "/api/v1/billing/subscription/summary",
+            "/api/v1/billing/usage",
+            "/api/v1/billing/history",
+            "/api/v1/billing/customer-portal",
+            "/api/v1/billing/webhook",
+        ):
+            assert path in paths, path
+        assert "402" in paths["/api/v1/analysis"]["post"]["responses"]
+        assert "402" in paths["/api/v1/billing/subscription"]["post"]["responses"]
