@@ -165,8 +165,8 @@ class BillingSettings(BaseModel):
     stripe_max_network_retries: int = 2
     # Where the customer portal sends the user back to.
     portal_return_url: str = "http://localhost:8000/"
-    # Attempts of the usage-report and Stripe-event jobs (backoff between them up to 5 min).
-    job_max_attempts: int = 12
+    # Attempts of the usage-report and Stripe-event jobs (backoff between them up to 5 min: about 4 h).
+    job_max_attempts: int = 50
     # Tolerance of the Stripe signature timestamp, in seconds.
     webhook_tolerance_s: int = 300
 

@@ -50,15 +50,16 @@ def add_local_invoice(session: AsyncSession, sub: Subscription, amount: int, des
 
 async def roll_if_due(session: AsyncSession, sub: Subscription, now: datetime | None = None) -> bool:
     """Move a subscription whose period has ended to the period that contains ``now``. A pending
-    cancellation takes effect (back to free). The local ledger invoices each new paid period plus the
-    overage of the period that closed; with Stripe, Stripe invoices and its events set the period."""
+    cancellation takes effect (back to free; for a Stripe subscription, Stripe's deletion event does
+    that). The local ledger invoices each new paid period plus the overage of the period that closed;
+    with Stripe, Stripe invoices and its events set the period."""
     now = now or utcnow()
     rolled = False
     while now >= sub.current_period_end:
         closed_start, closed_end, closed_tier = sub.current_period_start, sub.current_period_end, sub.tier
-        if sub.cancel_at_period_end:
+        # A Stripe subscription ends when Stripe says so (customer.subscription.deleted).
+        if sub.cancel_at_period_end and sub.stripe_subscription_id is None:
             sub.tier, sub.cancel_at_period_end, sub.canceled_at = "free", False, closed_end
-            sub.stripe_subscription_id = None
         sub.current_period_start, sub.current_period_end = closed_end, add_month(closed_end)
         if sub.provider == "local":
             await _invoice_period(session, sub, closed_tier, closed_start, closed_end)

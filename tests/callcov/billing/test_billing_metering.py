@@ -262,3 +262,21 @@ class TestOpenAPI:
             assert path in paths, path
         assert "402" in paths["/api/v1/analysis"]["post"]["responses"]
         assert "402" in paths["/api/v1/billing/subscription"]["post"]["responses"]
+
+
+class TestPendingCancellation:
+    async def test_takes_effect_at_the_period_end(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        account, user_id = await new_account(client, app)
+        await client.post(f"{API}/subscription", json={"tier": "growth"}, headers=account.headers)
+        r = await client.post(f"{API}/subscription/cancel", headers=account.headers)
+        assert (r.json()["tier"], r.json()["cancel_at_period_end"]) == ("growth", True)
+        start = utcnow().replace(microsecond=0) - timedelta(days=31)
+        await update_subscription(
+            app, user_id, current_period_start=start, current_period_end=start + timedelta(days=30)
+        )
+        sub = (await client.get(f"{API}/subscription", headers=account.headers)).json()
+        assert (sub["tier"], sub["cancel_at_period_end"], sub["minutes_included"]) == ("free", False, 500)
+        assert sub["canceled_at"] == int((start + timedelta(days=30)).timestamp())
+        async with state_of_app(app).sessionmaker() as session:
+            invoices = (await session.exec(select(Invoice).where(Invoice.user_id == user_id))).all()
+        assert [i.amount_due for i in invoices] == [19900]  # the growth period only; free costs nothing
