@@ -52,7 +52,7 @@ async def apply(
     if sub.stripe_event_at is not None and created < sub.stripe_event_at:
         logger.info("Stripe event %s (created %s) is older than the state applied: no change", kind, created)
         return "processed"
-    if _applies(sub, kind, stripe_sub):
+    if _applies(sub, kind, stripe_sub, created):
         _apply_state(sub, kind, obj, plan_tiers)
         sub.stripe_event_at = created
         sub.updated_at = utcnow()
@@ -60,14 +60,17 @@ async def apply(
     return "processed"
 
 
-def _applies(sub: Subscription, kind: str, stripe_sub: str | None) -> bool:
+def _applies(sub: Subscription, kind: str, stripe_sub: str | None, created: int) -> bool:
     """Events of another Stripe subscription (an earlier one of the account) change nothing, except
-    that a subscription created outside CallCov (dashboard, portal) is adopted when there is none."""
+    that a subscription created outside CallCov (dashboard, portal) is adopted when there is none and
+    the event is strictly newer than the last one applied (a late ``created`` of a subscription that
+    was deleted in the same second must not bring it back)."""
     if stripe_sub is None:
         return False
     if sub.stripe_subscription_id == stripe_sub:
         return True
-    return kind == "customer.subscription.created" and sub.stripe_subscription_id is None
+    newer = sub.stripe_event_at is None or created > sub.stripe_event_at
+    return kind == "customer.subscription.created" and sub.stripe_subscription_id is None and newer
 
 
 def _apply_state(sub: Subscription, kind: str, obj: dict[str, Any], plan_tiers: dict[str, str]) -> None:

@@ -251,6 +251,19 @@ class TestOrder:
         assert (row.tier, row.stripe_event_at) == ("growth", t + 20)
         assert int(row.current_period_start.timestamp()) == t
 
+    async def test_a_late_created_event_does_not_revive_a_deleted_subscription(
+        self, hook_app: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, client = hook_app
+        _, user_id, customer, sub_id = await stripe_account(app, client)
+        t = int(time.time())
+        obj = subscription_object(sub_id, customer, "callcov_starter_monthly", t)
+        ended = {**obj, "status": "canceled"}
+        await deliver(app, client, stripe_event("customer.subscription.deleted", ended, created=t))
+        await deliver(app, client, stripe_event("customer.subscription.created", obj, created=t))
+        row = await subscription_row(app, user_id)
+        assert (row.tier, row.stripe_subscription_id) == ("free", None)
+
     async def test_late_payment_failure_after_payment_keeps_it_active(
         self, hook_app: tuple[FastAPI, httpx.AsyncClient]
     ) -> None:
