@@ -36,7 +36,9 @@ class InvalidTier(AppError):
 class PaymentMethodRequired(AppError):
     status_code = 400
     code = "payment_method_required"
-    default_message = "A payment method is needed for a paid plan"
+    default_message = (
+        "A paid plan needs a payment method: pass payment_method (pm_…) or add one in the customer portal"
+    )
 
 
 class PortalUnavailable(AppError):

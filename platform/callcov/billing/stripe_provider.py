@@ -11,7 +11,12 @@ from typing import Any, Literal, TypeVar
 
 import stripe
 
-from callcov.billing.errors import BillingProviderUnavailable, InvalidTier, PaymentFailed
+from callcov.billing.errors import (
+    BillingProviderUnavailable,
+    InvalidTier,
+    PaymentFailed,
+    PaymentMethodRequired,
+)
 from callcov.billing.plans import plan_of
 from callcov.billing.provider import Remote, Snapshot
 from callcov.config import BillingSettings
@@ -126,6 +131,11 @@ class StripeProvider:
         )
         return customer.id
 
+    async def _has_payment_method(self, customer_id: str) -> bool:
+        customer = (await self._call(self.client.v1.customers.retrieve_async(customer_id))).to_dict()
+        settings = customer.get("invoice_settings") or {}
+        return bool(settings.get("default_payment_method") or customer.get("default_source"))
+
     async def _attach(self, customer_id: str, payment_method: str) -> None:
         await self._call(
             self.client.v1.payment_methods.attach_async(payment_method, params={"customer": customer_id})
@@ -142,6 +152,8 @@ class StripeProvider:
         customer_id = await self.ensure_customer(snap)
         if payment_method:
             await self._attach(customer_id, payment_method)
+        elif not await self._has_payment_method(customer_id):
+            raise PaymentMethodRequired()
         created = await self._call(
             self.client.v1.subscriptions.create_async(
                 params={

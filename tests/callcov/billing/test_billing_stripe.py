@@ -117,6 +117,28 @@ class TestSubscribe:
         assert (row.tier, row.stripe_subscription_id) == ("free", None)
 
 
+class TestPaymentMethod:
+    async def test_paid_plan_without_any_payment_method_is_400(
+        self, stripe_app: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, client = stripe_app
+        account, user_id = await new_account(client, app)
+        r = await client.post(f"{API}/subscription/update", json={"tier": "starter"}, headers=account.headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "payment_method_required"
+        assert (await subscription_row(app, user_id)).tier == "free"
+
+    async def test_the_customers_default_method_is_used_again(
+        self, stripe_app: tuple[FastAPI, httpx.AsyncClient], localstripe_url: str
+    ) -> None:
+        app, client = stripe_app
+        headers, user_id, _ = await subscribed(app, client, localstripe_url)
+        r = await client.post(f"{API}/subscription/cancel", json={"at_period_end": False}, headers=headers)
+        assert r.json()["tier"] == "free"
+        r = await client.post(f"{API}/subscription", json={"tier": "growth"}, headers=headers)
+        assert r.status_code == 201, r.text
+        assert (r.json()["tier"], r.json()["provider"]) == ("growth", "stripe")
+
+
 class TestChanges:
     async def test_upgrade_changes_the_stripe_plan_with_proration(
         self, stripe_app: tuple[FastAPI, httpx.AsyncClient], localstripe_url: str
