@@ -39,3 +39,6 @@ async def test_concurrent_submissions_on_sqlite_stay_within_the_limit(tmp_path: 
             "/api/v1/billing/subscription", json={"tier": "growth"}, headers=account.headers
         )
         assert r.status_code == 201 and r.json()["tier"] == "growth"
+        history = (await client.get("/api/v1/billing/history", headers=account.headers)).json()
+        kinds = [item["object"] for item in history["items"]]
+        assert history["total"] == 7 and kinds[0] == "invoice" and kinds.count("usage_record") == 6
