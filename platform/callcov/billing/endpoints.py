@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request
 
 from callcov.auth.deps import AnyPrincipal, JwtUser
 from callcov.auth.principal import Principal
-from callcov.billing import service, webhook
+from callcov.billing import changes, service, webhook
 from callcov.billing.errors import (
     BillingProviderUnavailable,
     InvalidStripeSignature,
@@ -75,7 +75,7 @@ async def create_subscription(
     data: SubscriptionCreate, user: JwtUser, session: SessionDep, state: StateDep
 ) -> SubscriptionPublic:
     """Subscribe to a plan (free needs no payment method)."""
-    await service.subscribe(session, state.settings.billing, user, data.tier, data.payment_method)
+    await changes.subscribe(session, state.settings.billing, user, data.tier, data.payment_method)
     return await _public(session, user)
 
 
@@ -84,7 +84,7 @@ async def update_subscription(
     data: SubscriptionUpdate, user: JwtUser, session: SessionDep, state: StateDep
 ) -> SubscriptionPublic:
     """Upgrade or downgrade, prorated (by Stripe, or by the local ledger)."""
-    await service.update(session, state.settings.billing, user, data.tier)
+    await changes.update(session, state.settings.billing, user, data.tier)
     return await _public(session, user)
 
 
@@ -94,14 +94,14 @@ async def cancel_subscription(
 ) -> SubscriptionPublic:
     """Cancel at the period's end (default), or now with ``{"at_period_end": false}``."""
     at_period_end = data.at_period_end if data is not None else True
-    await service.cancel(session, state.settings.billing, user, at_period_end=at_period_end)
+    await changes.cancel(session, state.settings.billing, user, at_period_end=at_period_end)
     return await _public(session, user)
 
 
 @router.post("/subscription/reactivate", responses=CHANGE_ERRORS)
 async def reactivate_subscription(user: JwtUser, session: SessionDep, state: StateDep) -> SubscriptionPublic:
     """Undo a pending cancellation."""
-    await service.reactivate(session, state.settings.billing, user)
+    await changes.reactivate(session, state.settings.billing, user)
     return await _public(session, user)
 
 
@@ -133,7 +133,7 @@ async def get_history(principal: AnyPrincipal, session: SessionDep, page: PageDe
 )
 async def customer_portal(user: JwtUser, session: SessionDep, state: StateDep) -> PortalSession:
     """A Stripe customer-portal session for the account (Stripe billing only)."""
-    return PortalSession(url=await service.portal_url(session, state.settings.billing, user))
+    return PortalSession(url=await changes.portal_url(session, state.settings.billing, user))
 
 
 async def _event_body(request: Request) -> bytes:
