@@ -3,11 +3,19 @@ proration, cancel at period end or now, reactivate, history of invoices, and who
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import httpx
+import psycopg
 import pytest
 from billing_support import new_account, seed_usage, submit
-from conftest import create_key
+from conftest import PG_ADMIN_URL, create_key
 from fastapi import FastAPI
+
+from callcov.billing import changes
 
 pytestmark = pytest.mark.asyncio
 API = "/api/v1/billing"
@@ -143,3 +151,40 @@ class TestPortalAndHistory:
         assert [i["created"] for i in items] == sorted((i["created"] for i in items), reverse=True)
         assert {i["object"] for i in items} == {"usage_record", "invoice"}
         assert len({i["id"] for i in items}) == 4
+
+
+class TestNoTransactionDuringProviderCalls:
+    async def test_provider_is_called_with_no_transaction_open(
+        self, client: httpx.AsyncClient, app: FastAPI, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While the provider (Stripe) is called, no connection of the database is idle in a
+        transaction, so no row lock is held across the network call."""
+        database = pg_url.rsplit("/", 1)[1]
+
+        def open_transactions() -> int:
+            with psycopg.connect(PG_ADMIN_URL) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state LIKE 'idle in transaction%%'",
+                    (database,),
+                ).fetchone()
+            return int(row[0]) if row else -1
+
+        seen: list[int] = []
+        real = changes.open_provider
+
+        @asynccontextmanager
+        async def spying(settings: Any) -> AsyncIterator[Any]:
+            async with real(settings) as provider:
+                seen.append(await asyncio.to_thread(open_transactions))
+                yield provider
+
+        monkeypatch.setattr(changes, "open_provider", spying)
+        account, _ = await new_account(client, app)
+        for path, body in (
+            ("/subscription", {"tier": "starter"}),
+            ("/subscription/update", {"tier": "growth"}),
+            ("/subscription/cancel", {}),
+            ("/subscription/reactivate", {}),
+        ):
+            assert (await client.post(f"{API}{path}", json=body, headers=account.headers)).status_code < 300
+        assert seen == [0, 0, 0, 0]
