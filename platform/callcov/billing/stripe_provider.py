@@ -102,8 +102,10 @@ class StripeProvider:
             try:
                 await self.client.v1.plans.retrieve_async(plan_id)
                 continue
-            except stripe.InvalidRequestError:
+            except stripe.InvalidRequestError:  # no such plan: create it
                 pass
+            except stripe.StripeError as exc:
+                raise BillingProviderUnavailable() from exc
             plan = plan_of(tier)
             product = await self._call(
                 self.client.v1.products.create_async(params={"name": f"CallCov {plan.name}"})

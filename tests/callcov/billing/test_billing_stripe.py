@@ -258,3 +258,20 @@ class TestCustomerPortal:
             assert customer and session["customer"] == customer
             assert session["return_url"] == "https://app.callcov.test/billing"
             assert stripe_get(localstripe_url, f"customers/{customer}")["email"] == account.email
+
+
+class TestStripeDown:
+    @pytest.mark.parametrize("create_plans", [True, False])
+    async def test_unreachable_stripe_is_503_and_changes_nothing(
+        self, settings_factory: Any, create_plans: bool
+    ) -> None:
+        billing = stripe_billing(f"http://127.0.0.1:{free_port()}", stripe_create_plans=create_plans)
+        async with billing_app(settings_factory, **billing) as (app, client):
+            account, user_id = await new_account(client, app)
+            body = {"tier": "starter", "payment_method": "pm_card_visa"}
+            r = await client.post(f"{API}/subscription", json=body, headers=account.headers)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "service_unavailable"
+            assert "Traceback" not in r.text
+            assert (await subscription_row(app, user_id)).tier == "free"
+            r = await client.get(f"{API}/customer-portal", headers=account.headers)
+            assert r.status_code == 503
