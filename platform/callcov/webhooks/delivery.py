@@ -24,7 +24,7 @@ from callcov.models import DisabledWebhookUrl, Job, WebhookAttempt, WebhookEvent
 from callcov.webhooks import events, secret_store
 from callcov.webhooks.sender import SendResult, post
 from callcov.worker import queue
-from callcov.worker.runner import Rescheduled, payload_id
+from callcov.worker.runner import Settled, payload_id
 
 logger = logging.getLogger("callcov.webhooks")
 
@@ -80,10 +80,9 @@ class WebhookDelivery:
             await session.commit()
         result = await self._send(event, secrets)
         async with self.sessionmaker() as session:
-            retry_at = await self._record(session, job, event, result)
+            await self._record(session, job, event, result)
             await session.commit()
-        if retry_at is not None:
-            raise Rescheduled()
+        raise Settled()  # the attempt, the event and the job changed in that one transaction
 
     async def _send(self, event: WebhookEvent, secrets: list[str]) -> SendResult:
         body = events.encode(event.payload)
@@ -103,10 +102,8 @@ class WebhookDelivery:
             return None
         return utcnow() + timedelta(seconds=schedule[attempt - 1])
 
-    async def _record(
-        self, session: AsyncSession, job: Job, event: WebhookEvent, result: SendResult
-    ) -> datetime | None:
-        """Store the attempt and the event's new state; returns when the next attempt is due."""
+    async def _record(self, session: AsyncSession, job: Job, event: WebhookEvent, result: SendResult) -> None:
+        """Store the attempt and the event's new state, and settle the job (done, or due again)."""
         attempt = event.attempts + 1
         retry_at = None if result.ok else self._next_retry(attempt, result)
         outcome = "succeeded" if result.ok else "retrying" if retry_at else "failed"
@@ -140,7 +137,8 @@ class WebhookDelivery:
             await self._disable(session, event)
         if retry_at is not None:
             await queue.reschedule(session, job.id, job.locked_by or "", retry_at)
-        return retry_at
+        else:
+            await queue.finish(session, job.id, job.locked_by or "")
 
     def _final_error(self, attempt: int, result: SendResult) -> str:
         reason = result.error or f"HTTP {result.status_code}"

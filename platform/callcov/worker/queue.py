@@ -123,10 +123,19 @@ async def retry_later(
 async def reschedule(session: AsyncSession, job_id: uuid.UUID, worker_id: str, run_after: datetime) -> bool:
     """Put a running job back for ``run_after``, inside the caller's transaction (the handler
     records why in the same commit). False if the job is no longer ours."""
+    return await _settle(session, job_id, worker_id, status="queued", run_after=run_after, lease_until=None)
+
+
+async def finish(session: AsyncSession, job_id: uuid.UUID, worker_id: str) -> bool:
+    """Mark a running job done inside the caller's transaction. False if it is no longer ours."""
+    return await _settle(session, job_id, worker_id, status="done", finished_at=utcnow(), lease_until=None)
+
+
+async def _settle(session: AsyncSession, job_id: uuid.UUID, worker_id: str, **values: Any) -> bool:
     result = await session.exec(
         update(Job)
         .where(col(Job.id) == job_id, col(Job.locked_by) == worker_id, col(Job.status) == "running")
-        .values(status="queued", run_after=run_after, lease_until=None, updated_at=utcnow())
+        .values(updated_at=utcnow(), **values)
     )
     return bool(result.rowcount == 1)
 

@@ -30,8 +30,8 @@ class PermanentError(Exception):
     """The job can never succeed; the handler has already recorded what the client should see."""
 
 
-class Rescheduled(Exception):  # noqa: N818  (a signal, not an error)
-    """The handler has already put the job back in the queue (``queue.reschedule``), in the same
+class Settled(Exception):  # noqa: N818  (a signal, not an error)
+    """The handler has already settled the job (``queue.finish`` or ``queue.reschedule``) in the same
     transaction as its own bookkeeping: the runner leaves the job alone."""
 
 
@@ -106,7 +106,7 @@ class Runner:
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
             await self.handlers[job.kind](job)
-        except Rescheduled:
+        except Settled:
             pass
         except PermanentError as exc:
             await queue.fail(self.sessionmaker, job.id, self.worker_id, str(exc))
