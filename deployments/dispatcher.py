@@ -17,6 +17,7 @@ from ray.serve import Application
 from callcov.analyses.pipeline import AnalysisPipeline, Inference
 from callcov.analyses.service import ANALYSIS_JOB, WAKE_CHANNEL
 from callcov.analyses.storage import build_storage
+from callcov.billing.jobs import billing_handlers
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
@@ -71,10 +72,18 @@ class Dispatcher:
             on_give_up=pipeline.give_up,
             worker_id=worker_id,
         )
+        # Billing jobs (Stripe events, usage reports) run beside, never behind, long analysis jobs.
+        self.billing_runner = Runner(
+            sessionmaker,
+            self.settings.worker,
+            billing_handlers(sessionmaker, self.settings.billing),
+            worker_id=f"{worker_id}-billing",
+        )
         self.stop = asyncio.Event()
         self.tasks = [
             asyncio.create_task(self.runner.run_forever(self.stop)),
             asyncio.create_task(self.webhook_runner.run_forever(self.stop)),
+            asyncio.create_task(self.billing_runner.run_forever(self.stop)),
         ]
         if self.settings.redis.url:
             self.tasks.append(asyncio.create_task(self._listen()))
@@ -92,6 +101,7 @@ class Dispatcher:
                         if message.get("type") == "message":
                             self.runner.wake.set()
                             self.webhook_runner.wake.set()
+                            self.billing_runner.wake.set()
             except Exception as exc:
                 logger.warning("wake-up channel unavailable (%s); polling only", exc)
                 await asyncio.sleep(self.settings.worker.poll_interval_s * 5)

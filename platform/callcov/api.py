@@ -8,6 +8,7 @@ from callcov.analyses.endpoints import calls_router
 from callcov.analyses.endpoints import router as analyses_router
 from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
+from callcov.billing.endpoints import router as billing_router
 from callcov.users.endpoints import router as users_router
 from callcov.webhooks.endpoints import analysis_router as analysis_webhook_router
 from callcov.webhooks.endpoints import secret_router as webhook_secret_router
@@ -25,6 +26,7 @@ def build_api_router() -> APIRouter:
         calls_router,
         analysis_webhook_router,
         webhook_secret_router,
+        billing_router,
     )
     for domain in domains:
         router.include_router(domain)

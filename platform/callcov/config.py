@@ -147,6 +147,30 @@ class WebhookSettings(BaseModel):
     response_excerpt_chars: int = 1000
 
 
+class BillingSettings(BaseModel):
+    # Empty: the local ledger (no Stripe account needed). An `sk_…` key: Stripe.
+    stripe_secret_key: str = ""
+    # Verifies `POST /billing/webhook` (Stripe's `whsec_…`); empty answers that endpoint with 404.
+    stripe_webhook_secret: str = ""
+    # Where the Stripe API is (tests: localstripe on loopback); empty means Stripe's own.
+    stripe_api_base: str = ""
+    # Stripe Plan ids of the paid tiers (monthly, USD).
+    stripe_plan_ids: dict[str, str] = Field(
+        default_factory=lambda: {"starter": "callcov_starter_monthly", "growth": "callcov_growth_monthly"}
+    )
+    # Create the products and plans in Stripe when missing (development and tests).
+    stripe_create_plans: bool = False
+    stripe_timeout_s: float = 20.0
+    # The SDK's own retries (exponential backoff, idempotency keys on POST) before a call fails.
+    stripe_max_network_retries: int = 2
+    # Where the customer portal sends the user back to.
+    portal_return_url: str = "http://localhost:8000/"
+    # Attempts of the usage-report and Stripe-event jobs (backoff between them up to 5 min: about 4 h).
+    job_max_attempts: int = 50
+    # Tolerance of the Stripe signature timestamp, in seconds.
+    webhook_tolerance_s: int = 300
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -170,6 +194,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @property

@@ -12,6 +12,7 @@ from callcov.analyses.errors import FileTooLarge, InvalidFileFormat
 from callcov.analyses.schemas import AnalysisPublic, Status
 from callcov.analyses.submission import SubmissionFields, read_submission
 from callcov.auth.deps import AnyPrincipal
+from callcov.billing.errors import UsageLimitExceeded
 from callcov.db import SessionDep
 from callcov.errors import ErrorBody, NotFound, Unauthorized
 from callcov.kit.pagination import Page, PageDep
@@ -89,6 +90,7 @@ SUBMISSION_BODY = {
 }
 SUBMISSION_ERRORS: dict[int | str, dict[str, object]] = {
     400: InvalidFileFormat.schema(),
+    402: UsageLimitExceeded.schema(),
     413: FileTooLarge.schema(),
     422: {"model": ErrorBody, "description": "Validation error"},
 }

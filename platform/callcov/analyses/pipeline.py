@@ -74,7 +74,11 @@ class AnalysisPipeline:
             )
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(
-                transcript, rubric=rubric, llm=self.inference.llm, call_direction=analysis.call_direction
+                transcript,
+                rubric=rubric,
+                llm=self.inference.llm,
+                call_direction=analysis.call_direction,
+                level="compliance" if analysis.analysis_level == "compliance" else "full",
             )
         except InferenceError as exc:
             raise RetryableError(str(exc)) from exc

@@ -8,8 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses.submission import Submission
 from callcov.auth.principal import Principal
+from callcov.billing import metering
 from callcov.db import after_commit
-from callcov.models import Analysis, UsageRecord
+from callcov.models import Analysis
 from callcov.state import AppState
 from callcov.worker import queue
 
@@ -23,6 +24,7 @@ async def create_analysis(
     session: AsyncSession, state: AppState, principal: Principal, submission: Submission
 ) -> Analysis:
     fields, info, audio = submission.fields, submission.info, submission.audio
+    metered = await metering.check(session, principal, info.duration_s / 60)  # 402 before any work
     analysis = Analysis(
         user_id=principal.account_id,
         livemode=principal.livemode,
@@ -41,19 +43,19 @@ async def create_analysis(
         client_metadata=fields.metadata or {},
         webhook_url=fields.webhook_url,
         rubric_id=fields.rubric or "default",
+        analysis_level=metered.level,
     )
     session.add(analysis)
     await session.flush()
-    queue.enqueue(
+    job = queue.enqueue(
         session,
         ANALYSIS_JOB,
         {"analysis_id": str(analysis.id)},
         max_attempts=state.settings.worker.max_attempts,
     )
-    if principal.livemode:
-        session.add(
-            UsageRecord(user_id=principal.account_id, analysis_id=analysis.id, minutes=info.duration_s / 60)
-        )
+    metering.record(
+        session, principal, analysis, job, metered, max_attempts=state.settings.billing.job_max_attempts
+    )
     after_commit(session, lambda: wake_dispatcher(state))
     return analysis
 

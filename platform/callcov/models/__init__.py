@@ -2,13 +2,17 @@
 
 from callcov.models.analysis import Analysis
 from callcov.models.api_key import ApiKey
+from callcov.models.billing_event import BillingEvent
 from callcov.models.disabled_webhook_url import DisabledWebhookUrl
 from callcov.models.email_message import EmailMessage
 from callcov.models.email_token import EmailToken
 from callcov.models.idempotency_key import IdempotencyKey
+from callcov.models.invoice import Invoice
 from callcov.models.job import Job
 from callcov.models.refresh_token import RefreshToken
+from callcov.models.subscription import Subscription
 from callcov.models.usage_record import UsageRecord
+from callcov.models.usage_report import UsageReport
 from callcov.models.user import User
 from callcov.models.webhook_attempt import WebhookAttempt
 from callcov.models.webhook_event import WebhookEvent
@@ -17,13 +21,17 @@ from callcov.models.webhook_secret import WebhookSecret
 __all__ = [
     "Analysis",
     "ApiKey",
+    "BillingEvent",
     "DisabledWebhookUrl",
     "EmailMessage",
     "EmailToken",
     "IdempotencyKey",
+    "Invoice",
     "Job",
     "RefreshToken",
+    "Subscription",
     "UsageRecord",
+    "UsageReport",
     "User",
     "WebhookAttempt",
     "WebhookEvent",

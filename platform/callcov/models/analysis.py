@@ -41,6 +41,8 @@ class Analysis(SQLModel, table=True):
     processing_time_ms: int | None = None
     # What produced the results, for audits and reprocessing.
     rubric_id: str = Field(default="default", max_length=64)
+    # "compliance" (free plan) or "full", from the plan at submission.
+    analysis_level: str = Field(default="full", max_length=16)
     rubric_version: str | None = Field(default=None, max_length=32)
     prompt_version: str | None = Field(default=None, max_length=32)
     transcriber_model: str | None = Field(default=None, max_length=128)

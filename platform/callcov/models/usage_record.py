@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from callcov.models.base import created_field, id_field, optional_time_field, user_fk
@@ -12,6 +13,8 @@ class UsageRecord(SQLModel, table=True):
     """Audio minutes of one live-mode analysis, recorded once, with the analysis' creation."""
 
     __tablename__ = "usage_records"
+    # The minutes of a billing period are summed over (user_id, created_at) ranges.
+    __table_args__ = (Index("ix_usage_records_user_created", "user_id", "created_at"),)
 
     id: uuid.UUID = id_field()
     user_id: uuid.UUID = user_fk()

@@ -10,6 +10,7 @@ from callcov.auth.jwt import user_id_from_access_token
 from callcov.config import AuthSettings
 from callcov.errors import Unauthorized, error_response
 from callcov.kit.tokens import sha256_hex
+from callcov.ratelimit.plans import PlanLookup, plan_limit
 from callcov.state import state_of_app
 
 SUBMISSION_PATHS = frozenset({"/api/v1/analysis", "/api/v1/calls/analyze"})
@@ -37,6 +38,7 @@ def is_submission(scope: Scope) -> bool:
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.plans = PlanLookup()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
@@ -52,7 +54,11 @@ class RateLimitMiddleware:
             if is_submission(scope)
             else ("default", settings.default_per_window)
         )
-        key = f"{bucket}:{identity_of(scope, state.settings.auth)}"
+        identity = identity_of(scope, state.settings.auth)
+        if settings.plans:
+            tier = await self.plans.tier(state, scope, identity)
+            limit = plan_limit(settings.plans, tier, bucket, limit)
+        key = f"{bucket}:{identity}"
         decision = await state.limiter.hit(key, limit, settings.window_s)
         headers = decision.headers()
         if not decision.allowed:

@@ -1,0 +1,1 @@
+"""Billing: plans, subscriptions (Stripe or the local ledger), metered minutes, usage and history."""
