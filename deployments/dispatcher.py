@@ -80,11 +80,9 @@ class Dispatcher:
             worker_id=f"{worker_id}-billing",
         )
         self.stop = asyncio.Event()
-        self.tasks = [
-            asyncio.create_task(self.runner.run_forever(self.stop)),
-            asyncio.create_task(self.webhook_runner.run_forever(self.stop)),
-            asyncio.create_task(self.billing_runner.run_forever(self.stop)),
-        ]
+        self.runners = [self.runner, self.webhook_runner, self.billing_runner]
+        self.loops = [asyncio.create_task(runner.run_forever(self.stop)) for runner in self.runners]
+        self.tasks = list(self.loops)
         if self.settings.redis.url:
             self.tasks.append(asyncio.create_task(self._listen()))
 
@@ -99,15 +97,14 @@ class Dispatcher:
                     await pubsub.subscribe(channel)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            self.runner.wake.set()
-                            self.webhook_runner.wake.set()
-                            self.billing_runner.wake.set()
+                            for runner in self.runners:
+                                runner.wake.set()
             except Exception as exc:
                 logger.warning("wake-up channel unavailable (%s); polling only", exc)
                 await asyncio.sleep(self.settings.worker.poll_interval_s * 5)
 
     async def check_health(self) -> None:
-        if self.tasks[0].done() or self.tasks[1].done():
+        if any(loop.done() for loop in self.loops):
             raise RuntimeError("a dispatcher loop has stopped")
 
     async def stats(self) -> dict[str, Any]:

@@ -97,6 +97,9 @@ def api_key(served: str, pg_url: str, receiver: tuple[Receiver, str]) -> dict[st
         # One request id per response, in CallCov's format, through Serve's proxy.
         assert len(me.headers.get_list("x-request-id")) == 1 and me.headers["x-request-id"].startswith("req_")
         assert me.headers["X-RateLimit-Limit"] == "100"
+        # The full 16-point analysis is a paid plan's (free: transcription and compliance); local ledger.
+        subscribed = client.post("/api/v1/billing/subscription", json={"tier": "starter"}, headers=jwt)
+        assert subscribed.status_code == 201, subscribed.text
         key = client.post("/api/v1/api-keys", json={"mode": "live"}, headers=jwt).json()["api_key"]
         receiver[0].secrets = [client.get("/api/v1/webhooks/secret", headers=jwt).json()["secret"]]
     return {"X-API-Key": key}

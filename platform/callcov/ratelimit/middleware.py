@@ -14,7 +14,9 @@ from callcov.ratelimit.plans import PlanLookup, plan_limit
 from callcov.state import state_of_app
 
 SUBMISSION_PATHS = frozenset({"/api/v1/analysis", "/api/v1/calls/analyze"})
-EXEMPT_PATHS = frozenset({"/health", "/healthz"})
+# Stripe's webhook deliveries come in bursts from Stripe's addresses and are checked by signature:
+# a 429 would only delay them (Stripe retries), so they are not counted.
+EXEMPT_PATHS = frozenset({"/health", "/healthz", "/api/v1/billing/webhook"})
 
 
 def identity_of(scope: Scope, auth: AuthSettings) -> str:

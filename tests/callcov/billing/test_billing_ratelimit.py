@@ -37,3 +37,24 @@ async def test_plan_override_applies_to_that_plans_accounts(
                 assert r.headers["X-RateLimit-Limit"] == str(limit)
                 codes.append(r.status_code)
             assert codes == ([200, 200, 200, 429] if limit == 3 else [200] * 4)
+
+
+async def test_stripe_webhook_is_not_rate_limited(settings_factory: Any) -> None:
+    limited = create_app(
+        settings_factory(ratelimit={"default_per_window": 2}, billing={"stripe_webhook_secret": "whsec_test"})
+    )
+    async with running(limited) as other:
+        codes = {
+            (
+                await other.post(
+                    "/api/v1/billing/webhook/", content=b"{}", headers={"Stripe-Signature": "t=1,v1=x"}
+                )
+            ).status_code
+            for _ in range(5)
+        }
+        assert 429 not in codes and codes == {400}
+        codes = [
+            (await other.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x"})).status_code
+            for _ in range(3)
+        ]
+        assert codes[-1] == 429  # other public endpoints still are
