@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from callcov.config import Settings
 from callcov.db import run_migrations
@@ -244,6 +244,14 @@ def asgi_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def count(app: FastAPI, model: type, **where: object) -> int:
+    async with state_of_app(app).sessionmaker() as session:
+        query = select(func.count()).select_from(model)
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return int((await session.exec(query)).one())
 
 
 def unique_email() -> str:

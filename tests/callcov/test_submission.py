@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import Account, SignUp, create_key, free_port
+from conftest import Account, SignUp, count, create_key, free_port
 from fastapi import FastAPI
-from sqlmodel import func, select
+from sqlmodel import select
 
 from callcov.models import Analysis, Job, UsageRecord
 from callcov.state import state_of_app
@@ -55,14 +55,6 @@ async def submit(
         files={"audio_file": ("call.bin", audio, "application/octet-stream")},
         headers={"X-API-Key": key},
     )
-
-
-async def count(app: FastAPI, model: type, **where: object) -> int:
-    async with state_of_app(app).sessionmaker() as session:
-        query = select(func.count()).select_from(model)
-        for name, value in where.items():
-            query = query.where(getattr(model, name) == value)
-        return int((await session.exec(query)).one())
 
 
 class TestUpload:

@@ -259,3 +259,20 @@ async def submit(
         files={"audio_file": ("call.wav", audio, "application/octet-stream")},
         headers=headers,
     )
+
+
+async def stripe_account(
+    app: FastAPI, client: httpx.AsyncClient
+) -> tuple[dict[str, str], uuid.UUID, str, str]:
+    """An account on starter whose Stripe customer and subscription ids are known."""
+    account, user_id = await new_account(client, app)
+    customer, sub_id = f"cus_{uuid.uuid4().hex[:14]}", f"sub_{uuid.uuid4().hex[:14]}"
+    await update_subscription(
+        app,
+        user_id,
+        tier="starter",
+        provider="stripe",
+        stripe_customer_id=customer,
+        stripe_subscription_id=sub_id,
+    )
+    return account.headers, user_id, customer, sub_id

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from billing_support import (
     WEBHOOK_SECRET,
-    new_account,
+    stripe_account,
     stripe_event,
     stripe_signature,
     subscription_row,
-    update_subscription,
 )
 from conftest import TEST_SECRET, running
 
@@ -44,16 +42,7 @@ async def test_dispatcher_processes_stripe_events(tmp_path: Path) -> None:
     await Dispatcher.__init__(dispatcher, settings)  # type: ignore[misc]
     try:
         async with running(app) as client:
-            _, user_id = await new_account(client, app)
-            sub_id, customer = f"sub_{uuid.uuid4().hex[:12]}", f"cus_{uuid.uuid4().hex[:12]}"
-            await update_subscription(
-                app,
-                user_id,
-                tier="starter",
-                provider="stripe",
-                stripe_customer_id=customer,
-                stripe_subscription_id=sub_id,
-            )
+            _, user_id, customer, sub_id = await stripe_account(app, client)
             invoice = {
                 "id": "in_d1",
                 "customer": customer,

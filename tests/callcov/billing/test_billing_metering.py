@@ -17,9 +17,9 @@ from billing_support import (
     subscription_row,
     update_subscription,
 )
-from conftest import create_key
+from conftest import count, create_key
 from fastapi import FastAPI
-from sqlmodel import func, select
+from sqlmodel import select
 
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Invoice, Job, UsageRecord
@@ -27,14 +27,6 @@ from callcov.state import state_of_app
 
 pytestmark = pytest.mark.asyncio
 API = "/api/v1/billing"
-
-
-async def count(app: FastAPI, model: type, **where: object) -> int:
-    async with state_of_app(app).sessionmaker() as session:
-        query = select(func.count()).select_from(model)
-        for name, value in where.items():
-            query = query.where(getattr(model, name) == value)
-        return int((await session.exec(query)).one())
 
 
 class TestTiers:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -17,9 +16,9 @@ import pytest
 import pytest_asyncio
 from billing_support import (
     billing_app,
-    new_account,
     run_billing_jobs,
     seed_usage,
+    stripe_account,
     stripe_billing,
     stripe_event,
     stripe_signature,
@@ -64,23 +63,6 @@ async def deliver(app: FastAPI, client: httpx.AsyncClient, payload: bytes) -> ht
         row = (await session.exec(select(BillingEvent).where(BillingEvent.stripe_event_id == event_id))).one()
     await run_billing_jobs(app, STRIPE_EVENT_JOB, "event_id", str(row.id))
     return r
-
-
-async def stripe_account(
-    app: FastAPI, client: httpx.AsyncClient
-) -> tuple[dict[str, str], uuid.UUID, str, str]:
-    """An account on starter whose Stripe customer and subscription ids are known."""
-    account, user_id = await new_account(client, app)
-    customer, sub_id = f"cus_{uuid.uuid4().hex[:14]}", f"sub_{uuid.uuid4().hex[:14]}"
-    await update_subscription(
-        app,
-        user_id,
-        tier="starter",
-        provider="stripe",
-        stripe_customer_id=customer,
-        stripe_subscription_id=sub_id,
-    )
-    return account.headers, user_id, customer, sub_id
 
 
 def subscription_object(sub_id: str, customer: str, plan: str, start: int, **extra: Any) -> dict[str, Any]:
