@@ -53,8 +53,8 @@ async def test_webhook_delivery_on_sqlite(tmp_path: Path) -> None:
     from conftest import asgi_in_thread, create_key, sign_up
     from test_pipeline import FakeTranscriber, runner_for
     from test_submission import submit
-    from test_webhooks import webhook_runner
     from webhook_receiver import Receiver
+    from webhook_support import webhook_runner
 
     from callcov.models import DisabledWebhookUrl
     from callcov.state import state_of_app

@@ -1,146 +1,33 @@
 """Webhook deliveries end to end: real submissions, the real analysis job (with a test double of the
 transcriber), the real delivery job over real HTTP to a receiver on loopback that verifies every
-request with the ``standardwebhooks`` package. Runs in its own database, so the delivery loops here
-only ever see this module's events."""
+request with the ``standardwebhooks`` package: success, retries, receiver down, 4xx, 410, timeouts."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
-import httpx
 import pytest
-import pytest_asyncio
-from conftest import Account, asgi_in_thread, create_key, free_port, fresh_database, make_settings, sign_up
-from fastapi import FastAPI
-from sqlmodel import col, select
-from test_pipeline import FakeTranscriber, runner_for
-from test_submission import submit
+from conftest import asgi_in_thread, free_port
+from sqlmodel import select
+from test_pipeline import FakeTranscriber
 from webhook_receiver import Receiver, Reply
+from webhook_support import (  # noqa: F401  (wapp, wclient, webhook_db: fixtures that h needs)
+    RETRY_S,
+    TIMEOUT_S,
+    Harness,
+    h,
+    pump,
+    receiver,
+    wapp,
+    wclient,
+    webhook_db,
+    webhook_runner,
+)
 
-from callcov.config import WorkerSettings
-from callcov.main import create_app
-from callcov.models import DisabledWebhookUrl, WebhookAttempt, WebhookEvent, WebhookSecret
+from callcov.models import DisabledWebhookUrl
 from callcov.state import state_of_app
-from callcov.webhooks.delivery import WebhookDelivery
-from callcov.webhooks.events import WEBHOOK_JOB
-from callcov.worker import queue
-from callcov.worker.runner import Runner
 
 pytestmark = pytest.mark.asyncio
-
-RETRY_S = 0.3
-TIMEOUT_S = 2.0
-
-
-@pytest.fixture(scope="module")
-def webhook_db() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url
-
-
-def settings_for(db_url: str, data_dir: Path) -> object:
-    return make_settings(
-        db_url,
-        data_dir,
-        storage={"url_allow": ["127.0.0.0/8"]},
-        webhooks={"retry_schedule_s": [RETRY_S] * 7, "timeout_s": TIMEOUT_S},
-    )
-
-
-@pytest_asyncio.fixture(scope="module")
-async def wapp(webhook_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
-    app = create_app(settings_for(webhook_db, tmp_path_factory.mktemp("webhooks")))  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest_asyncio.fixture
-async def client(wapp: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=wapp, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as c:
-        yield c
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    hook = Receiver()
-    with asgi_in_thread(hook) as url:
-        yield hook, url + "/hooks/callcov"
-
-
-def webhook_runner(app: FastAPI, concurrency: int = 8) -> Runner:
-    state = state_of_app(app)
-    delivery = WebhookDelivery(state.sessionmaker, state.settings)
-    return Runner(
-        state.sessionmaker,
-        WorkerSettings(concurrency=concurrency, lease_s=30),
-        {WEBHOOK_JOB: delivery.handle},
-        on_give_up=delivery.give_up,
-    )
-
-
-async def pump(runner: Runner, until: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
-    """Run the delivery loop (retries come due after RETRY_S) until ``until`` holds."""
-    deadline = time.monotonic() + timeout_s
-    while not await until():
-        assert time.monotonic() < deadline, "timed out waiting for deliveries"
-        await runner.drain()
-        await asyncio.sleep(0.05)
-
-
-class Harness:
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
-        self.app, self.client = app, client
-
-    async def account(self, mode: str = "live") -> tuple[Account, str]:
-        account = await sign_up(self.client, self.app)
-        return account, await create_key(self.client, account, mode)
-
-    async def secret(self, account: Account, mode: str = "live") -> str:
-        r = await self.client.get(f"/api/v1/webhooks/secret?mode={mode}", headers=account.headers)
-        assert r.status_code == 200, r.text
-        return str(r.json()["secret"])
-
-    async def submit(self, key: str, url: str | None) -> str:
-        fields = {"webhook_url": url} if url else {}
-        r = await submit(self.client, key, **fields)
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
-
-    async def process(self, transcriber: FakeTranscriber | None = None) -> None:
-        await runner_for(self.app, transcriber or FakeTranscriber(), concurrency=8).drain()
-
-    async def events(self, analysis_id: str) -> list[WebhookEvent]:
-        async with state_of_app(self.app).sessionmaker() as session:
-            rows = await session.exec(
-                select(WebhookEvent)
-                .where(col(WebhookEvent.analysis_id) == uuid.UUID(analysis_id))
-                .order_by(col(WebhookEvent.created_at))
-            )
-            return list(rows.all())
-
-    async def finished(self, analysis_id: str) -> bool:
-        return all(event.status != "pending" for event in await self.events(analysis_id))
-
-    async def deliveries(self, key: str, analysis_id: str) -> list[dict]:
-        r = await self.client.get(
-            f"/api/v1/analysis/{analysis_id}/webhook/deliveries", headers={"X-API-Key": key}
-        )
-        assert r.status_code == 200, r.text
-        return list(reversed(r.json()["items"]))  # oldest first
-
-    async def analysis(self, key: str, analysis_id: str) -> dict:
-        return (await self.client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
-
-
-@pytest.fixture
-def h(wapp: FastAPI, client: httpx.AsyncClient) -> Harness:
-    return Harness(wapp, client)
 
 
 async def test_delivered_on_first_try_and_verified(h: Harness, receiver: tuple[Receiver, str]) -> None:
@@ -304,150 +191,3 @@ async def test_failed_analysis_carries_error_message(h: Harness, receiver: tuple
     assert body["status"] == "failed"
     assert body["error_message"] == body["metadata"]["error_message"] and body["error_message"]
     assert (await h.deliveries(key, analysis_id))[0]["event_type"] == "analysis.failed"
-
-
-async def test_rotated_secret_signs_with_both(h: Harness, receiver: tuple[Receiver, str]) -> None:
-    hook, url = receiver
-    account, key = await h.account()
-    old = await h.secret(account)
-    r = await h.client.post("/api/v1/webhooks/secret/rotate", headers=account.headers)
-    assert r.status_code == 200, r.text
-    new = r.json()["secret"]
-    assert new != old and r.json()["previous_secret_expires"] - r.json()["rotated"] == 24 * 3600
-    assert await h.secret(account) == new
-    hook.secrets = [old, new]
-    analysis_id = await h.submit(key, url)
-    await h.process()
-    await pump(webhook_runner(h.app), lambda: h.finished(analysis_id))
-    delivery = hook.received[0]
-    assert delivery.verified_by == [0, 1]  # a receiver with either secret accepts it
-    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
-
-
-async def test_secret_endpoints_need_a_user_token_and_store_it_encrypted(h: Harness) -> None:
-    account, key = await h.account()
-    for method, path in (("GET", "/api/v1/webhooks/secret"), ("POST", "/api/v1/webhooks/secret/rotate")):
-        r = await h.client.request(method, path, headers={"X-API-Key": key})
-        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
-    secret = await h.secret(account)
-    async with state_of_app(h.app).sessionmaker() as session:
-        rows = (await session.exec(select(WebhookSecret))).all()
-    assert rows and all(
-        secret not in row.secret_encrypted and secret[6:] not in row.secret_encrypted for row in rows
-    )
-    r = await h.client.get("/api/v1/webhooks/secret?mode=sandbox", headers=account.headers)
-    assert r.status_code == 422
-
-
-async def test_private_webhook_url_refused_at_submission_and_when_set(
-    h: Harness, app_factory: Callable
-) -> None:
-    async with app_factory() as strict:  # no loopback allow-list: production rules
-        state = state_of_app(strict._transport.app)  # type: ignore[attr-defined]
-        assert state.settings.storage.url_allow == []
-        account = await sign_up(strict, strict._transport.app)  # type: ignore[attr-defined]
-        key = await create_key(strict, account)
-        for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://[::ffff:169.254.169.254]/"):
-            r = await submit(strict, key, webhook_url=url)
-            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_url", r.text
-        r = await submit(strict, key)
-        assert r.status_code == 201
-        r = await strict.post(
-            f"/api/v1/analysis/{r.json()['id']}/webhook",
-            json={"webhook_url": "http://192.168.0.1/x"},
-            headers={"X-API-Key": key},
-        )
-        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_url"
-
-
-async def test_private_address_refused_at_send_time(h: Harness, fake_dns: Callable) -> None:
-    dns = fake_dns({"hooks.example.test": ["93.184.216.34"]})
-    _, key = await h.account()
-    analysis_id = await h.submit(key, "http://hooks.example.test/hook")
-    dns.names["hooks.example.test"] = ["10.0.0.7"]  # DNS rebinding between submission and delivery
-    await h.process()
-    await pump(webhook_runner(h.app), lambda: h.finished(analysis_id))
-    [attempt] = await h.deliveries(key, analysis_id)
-    assert attempt["outcome"] == "failed" and attempt["error"].startswith("Refused")
-
-
-async def test_pending_deliveries_survive_a_restart(
-    h: Harness, receiver: tuple[Receiver, str], webhook_db: str, tmp_path: Path
-) -> None:
-    hook, url = receiver
-    account, key = await h.account()
-    hook.secrets = [await h.secret(account)]
-    hook.answer(503)
-    analysis_id = await h.submit(key, url)
-    await h.process()
-    state = state_of_app(h.app)
-    # A worker takes the delivery job and dies without a word: its lease runs out.
-    [job] = await queue.claim(
-        state.sessionmaker, worker_id="crashed", kinds=[WEBHOOK_JOB], lease_s=0.5, limit=1
-    )
-    assert job.payload["event_id"] == str((await h.events(analysis_id))[0].id)
-    await asyncio.sleep(0.6)
-    # A fresh process (new engine, new runner) picks it up; the 503 is retried; then it is delivered.
-    restarted = create_app(settings_for(webhook_db, tmp_path))  # type: ignore[arg-type]
-    async with restarted.router.lifespan_context(restarted):
-        await pump(webhook_runner(restarted), lambda: h.finished(analysis_id))
-    assert [item.verified_by for item in hook.received] == [[0], [0]]
-    assert len(set(hook.msg_ids)) == 1
-    async with state.sessionmaker() as session:
-        attempts = (
-            await session.exec(
-                select(WebhookAttempt).where(WebhookAttempt.analysis_id == uuid.UUID(analysis_id))
-            )
-        ).all()
-    assert sorted(a.status_code or 0 for a in attempts) == [200, 503]
-
-
-async def test_two_hundred_events_delivered_exactly_once(h: Harness, receiver: tuple[Receiver, str]) -> None:
-    hook, url = receiver
-    account, key = await h.account()
-    hook.secrets = [await h.secret(account)]
-    ids = [await h.submit(key, url) for _ in range(200)]
-    await h.process()
-
-    async def all_delivered() -> bool:
-        return len(hook.received) >= 200 and all([await h.finished(i) for i in ids])
-
-    # Two delivery loops (as two dispatcher replicas would) drain the same queue.
-    started = time.monotonic()
-    await asyncio.gather(*(pump(webhook_runner(h.app, 16), all_delivered, timeout_s=120) for _ in range(2)))
-    elapsed = time.monotonic() - started
-    counts = Counter(hook.msg_ids)
-    assert len(counts) == 200 and set(counts.values()) == {1}
-    assert all(item.verified_by == [0] for item in hook.received)
-    assert {item.json()["id"] for item in hook.received} == set(ids)
-    print(f"200 webhooks delivered in {elapsed:.2f} s ({200 / elapsed:.0f}/s)")
-
-
-async def test_the_readme_receiver_example(
-    h: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """examples/webhook_receiver.py (shown in the README) accepts a real delivery once, refuses a forgery."""
-    import importlib.util
-
-    account, key = await h.account()
-    monkeypatch.setenv("CALLCOV_WEBHOOK_SECRET", await h.secret(account))
-    path = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
-    spec = importlib.util.spec_from_file_location("webhook_receiver_example", path)
-    assert spec and spec.loader
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    with asgi_in_thread(example.app) as base:
-        analysis_id = await h.submit(key, f"{base}/callcov")
-        await h.process()
-        await pump(webhook_runner(h.app), lambda: h.finished(analysis_id))
-        [attempt] = await h.deliveries(key, analysis_id)
-        assert attempt["status_code"] == 200 and attempt["response_excerpt"] == '{"received":true}'
-        assert f"{analysis_id}: missing disclosures" in capsys.readouterr().out
-        forged = {
-            "webhook-id": "msg_x",
-            "webhook-timestamp": str(int(time.time())),
-            "webhook-signature": "v1,AAAA",
-        }
-        async with httpx.AsyncClient() as plain:
-            r = await plain.post(f"{base}/callcov", content=b"{}", headers=forged)
-        assert r.status_code == 400
