@@ -35,6 +35,7 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     body: bytes = b"ok"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class Receiver:
@@ -81,7 +82,7 @@ class Receiver:
             {
                 "type": "http.response.start",
                 "status": reply.status,
-                "headers": [(b"content-type", b"text/plain")],
+                "headers": [(b"content-type", b"text/plain"), *reply.headers],
             }
         )
         await send({"type": "http.response.body", "body": reply.body})

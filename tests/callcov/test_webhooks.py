@@ -91,6 +91,18 @@ async def test_server_error_is_retried_under_the_same_id(h: Harness, receiver: t
     assert event.status == "delivered" and event.attempts == 3
 
 
+async def test_retry_after_of_a_429_is_honoured(h: Harness, receiver: tuple[Receiver, str]) -> None:
+    hook, url = receiver
+    _, key = await h.account()
+    hook.answer(Reply(429, headers=((b"retry-after", b"2"),)), 200)
+    analysis_id = await h.submit(key, url)
+    await h.process()
+    await pump(webhook_runner(h.app), lambda: h.finished(analysis_id))
+    first, second = hook.received
+    assert second.at - first.at >= 1.9 > RETRY_S  # the receiver's 2 s, not the schedule's 0.3 s
+    assert [a["outcome"] for a in await h.deliveries(key, analysis_id)] == ["retrying", "succeeded"]
+
+
 async def test_receiver_down_then_up(h: Harness) -> None:
     hook = Receiver()
     port = free_port()

@@ -44,7 +44,8 @@ def settings_for(db_url: str, data_dir: Path) -> object:
         db_url,
         data_dir,
         storage={"url_allow": ["127.0.0.0/8"]},
-        webhooks={"retry_schedule_s": [RETRY_S] * 7, "timeout_s": TIMEOUT_S},
+        # The last wait is long only so that a Retry-After of a few seconds is within the cap.
+        webhooks={"retry_schedule_s": [RETRY_S] * 6 + [5.0], "timeout_s": TIMEOUT_S},
     )
 
 

@@ -100,7 +100,9 @@ class WebhookDelivery:
         schedule = self.settings.webhooks.retry_schedule_s
         if not is_retryable(result) or attempt > len(schedule):
             return None
-        return utcnow() + timedelta(seconds=schedule[attempt - 1])
+        # A receiver's Retry-After is honoured, up to the schedule's longest wait.
+        wait = max(schedule[attempt - 1], min(result.retry_after_s or 0, max(schedule)))
+        return utcnow() + timedelta(seconds=wait)
 
     async def _record(self, session: AsyncSession, job: Job, event: WebhookEvent, result: SendResult) -> None:
         """Store the attempt and the event's new state, and settle the job (done, or due again)."""

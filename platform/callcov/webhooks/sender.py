@@ -5,6 +5,7 @@ attempt (resolution, connection, response) is bounded by one timeout."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ class SendResult:
     error: str | None = None
     # The URL is not allowed (it resolves to a private address): never worth retrying.
     refused: bool = False
+    # A 429's or 503's Retry-After in seconds (the HTTP-date form is ignored).
+    retry_after_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -40,9 +43,14 @@ async def _read_excerpt(response: httpx.Response, max_chars: int) -> str:
     return received.decode("utf-8", errors="replace")[:max_chars]
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() else None
+
+
 async def _send(
     resolved: ssrf.ResolvedUrl, body: bytes, headers: Mapping[str, str], timeout_s: float, max_chars: int
-) -> tuple[int, str]:
+) -> SendResult:
     error: httpx.ConnectError | None = None
     for address in resolved.addresses:
         request = ssrf.pinned_request(resolved, address, method="POST", content=body, headers=headers)
@@ -58,9 +66,10 @@ async def _send(
                 error = exc
                 continue
             try:
-                return response.status_code, await _read_excerpt(response, max_chars)
+                excerpt = await _read_excerpt(response, max_chars)
             finally:
                 await response.aclose()
+            return SendResult(response.status_code, 0, excerpt, retry_after_s=retry_after(response))
     assert error is not None
     raise error
 
@@ -83,7 +92,7 @@ async def post(
     try:
         async with asyncio.timeout(timeout_s):
             resolved = await ssrf.resolve_checked(url, allow=allow, timeout_s=timeout_s)
-            status, excerpt = await _send(resolved, body, headers, timeout_s, excerpt_chars)
+            result = await _send(resolved, body, headers, timeout_s, excerpt_chars)
     except HostNotResolved as exc:
         return SendResult(None, elapsed_ms(), error=exc.message)
     except InvalidAudioUrl as exc:
@@ -93,4 +102,4 @@ async def post(
     except httpx.HTTPError as exc:
         reason = str(exc) or type(exc).__name__
         return SendResult(None, elapsed_ms(), error=f"Connection failed: {reason}"[:1000])
-    return SendResult(status, elapsed_ms(), response_excerpt=excerpt)
+    return dataclasses.replace(result, duration_ms=elapsed_ms())
