@@ -236,16 +236,25 @@ def _client(verify: ssl.SSLContext | bool, deadline: float) -> httpx.AsyncClient
     )
 
 
-async def _open_hop(
-    resolved: ResolvedUrl, deadline: float, verify: ssl.SSLContext | bool
+async def open_pinned(
+    resolved: ResolvedUrl,
+    deadline: float,
+    verify: ssl.SSLContext | bool = True,
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[httpx.AsyncClient, httpx.Response]:
-    """Send the request to each checked address in turn until one connects."""
-    error: Exception | None = None
+    """Send the request to each checked address in turn until one connects, by ``deadline`` (event
+    loop time). Returns the client and the streaming response (close both); raises the last
+    ``httpx.ConnectError`` when no address connects."""
+    error: httpx.ConnectError | None = None
     for address in resolved.addresses:
         client = _client(verify, deadline)
+        request = pinned_request(resolved, address, method=method, content=content, headers=headers)
         try:
             async with asyncio.timeout_at(deadline):
-                response = await client.send(pinned_request(resolved, address), stream=True)
+                response = await client.send(request, stream=True)
             return client, response
         except httpx.ConnectError as exc:
             error = exc
@@ -253,9 +262,19 @@ async def _open_hop(
         except BaseException:
             await client.aclose()
             raise
-    raise AudioDownloadFailed(
-        f"Could not connect to {resolved.host}: {error}", details={"host": resolved.host}
-    )
+    assert error is not None  # a ResolvedUrl has at least one address
+    raise error
+
+
+async def _open_hop(
+    resolved: ResolvedUrl, deadline: float, verify: ssl.SSLContext | bool
+) -> tuple[httpx.AsyncClient, httpx.Response]:
+    try:
+        return await open_pinned(resolved, deadline, verify)
+    except httpx.ConnectError as error:
+        raise AudioDownloadFailed(
+            f"Could not connect to {resolved.host}: {error}", details={"host": resolved.host}
+        ) from None
 
 
 async def _follow(

@@ -49,29 +49,17 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 async def _send(
-    resolved: ssrf.ResolvedUrl, body: bytes, headers: Mapping[str, str], timeout_s: float, max_chars: int
+    resolved: ssrf.ResolvedUrl, body: bytes, headers: Mapping[str, str], deadline: float, max_chars: int
 ) -> SendResult:
-    error: httpx.ConnectError | None = None
-    for address in resolved.addresses:
-        request = ssrf.pinned_request(resolved, address, method="POST", content=body, headers=headers)
-        async with httpx.AsyncClient(
-            verify=ssrf.tls_context(),
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout_s),
-        ) as client:
-            try:
-                response = await client.send(request, stream=True)
-            except httpx.ConnectError as exc:
-                error = exc
-                continue
-            try:
-                excerpt = await _read_excerpt(response, max_chars)
-            finally:
-                await response.aclose()
-            return SendResult(response.status_code, 0, excerpt, retry_after_s=retry_after(response))
-    assert error is not None
-    raise error
+    client, response = await ssrf.open_pinned(
+        resolved, deadline, method="POST", content=body, headers=headers
+    )
+    try:
+        excerpt = await _read_excerpt(response, max_chars)
+    finally:
+        await response.aclose()
+        await client.aclose()
+    return SendResult(response.status_code, 0, excerpt, retry_after_s=retry_after(response))
 
 
 async def post(
@@ -85,14 +73,15 @@ async def post(
 ) -> SendResult:
     """POST ``body`` to ``url``; never raises for network trouble, it is reported in the result."""
     started = time.monotonic()
+    deadline = asyncio.get_running_loop().time() + timeout_s  # one bound for the whole attempt
 
     def elapsed_ms() -> int:
         return round((time.monotonic() - started) * 1000)
 
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout_at(deadline):
             resolved = await ssrf.resolve_checked(url, allow=allow, timeout_s=timeout_s)
-            result = await _send(resolved, body, headers, timeout_s, excerpt_chars)
+            result = await _send(resolved, body, headers, deadline, excerpt_chars)
     except HostNotResolved as exc:
         return SendResult(None, elapsed_ms(), error=exc.message)
     except InvalidAudioUrl as exc:
