@@ -93,10 +93,10 @@ async def extend_lease(
 
 
 async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str) -> bool:
-    now = utcnow()
-    return await _update_owned(
-        sessionmaker, job_id, worker_id, status="done", finished_at=now, lease_until=None
-    )
+    async with sessionmaker() as session:
+        done = await finish(session, job_id, worker_id)
+        await session.commit()
+    return done
 
 
 async def retry_later(
@@ -132,6 +132,7 @@ async def finish(session: AsyncSession, job_id: uuid.UUID, worker_id: str) -> bo
 
 
 async def _settle(session: AsyncSession, job_id: uuid.UUID, worker_id: str, **values: Any) -> bool:
+    """Change a job that is still running under ``worker_id``; False if it is no longer ours."""
     result = await session.exec(
         update(Job)
         .where(col(Job.id) == job_id, col(Job.locked_by) == worker_id, col(Job.status) == "running")
@@ -158,10 +159,6 @@ async def _update_owned(
     sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str, **values: Any
 ) -> bool:
     async with sessionmaker() as session:
-        result = await session.exec(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.locked_by) == worker_id, col(Job.status) == "running")
-            .values(updated_at=utcnow(), **values)
-        )
+        settled = await _settle(session, job_id, worker_id, **values)
         await session.commit()
-        return bool(result.rowcount == 1)
+    return settled
