@@ -70,7 +70,11 @@ class WebhookDelivery:
             if event is None or event.status != "pending":
                 return
             if await is_disabled(session, event):
-                await self._end(session, event, "The URL was disabled after it answered 410 Gone")
+                await events.end_pending(
+                    session,
+                    col(WebhookEvent.id) == event.id,
+                    "The URL was disabled after it answered 410 Gone",
+                )
                 await session.commit()
                 return
             row = await secret_store.get_or_create(
@@ -155,16 +159,8 @@ class WebhookDelivery:
         )
         logger.info("webhook URL disabled for account %s after 410: %s", event.user_id, event.url)
 
-    async def _end(self, session: AsyncSession, event: WebhookEvent, reason: str) -> None:
-        await session.exec(
-            update(WebhookEvent)
-            .where(col(WebhookEvent.id) == event.id, col(WebhookEvent.status) == "pending")
-            .values(status="failed", last_error=reason, finished_at=utcnow(), next_attempt_at=None)
-        )
-
     async def give_up(self, job: Job, reason: str) -> None:
         async with self.sessionmaker() as session:
-            event = await session.get(WebhookEvent, payload_id(job, "event_id"))
-            if event is not None:
-                await self._end(session, event, f"Delivery gave up: {reason}"[:1000])
-                await session.commit()
+            event_id = payload_id(job, "event_id")
+            await events.end_pending(session, col(WebhookEvent.id) == event_id, f"Delivery gave up: {reason}")
+            await session.commit()

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -59,11 +59,17 @@ def record(session: AsyncSession, analysis: Analysis, now: datetime | None = Non
     return event
 
 
-async def supersede_pending(session: AsyncSession, analysis_id: uuid.UUID) -> None:
-    """End the analysis' undelivered events (its URL was replaced); their jobs then do nothing."""
-    now = utcnow()
+async def end_pending(session: AsyncSession, which: ColumnElement[bool], reason: str) -> None:
+    """Mark the undelivered events matching ``which`` failed with ``reason``; their jobs then do nothing."""
     await session.exec(
         update(WebhookEvent)
-        .where(col(WebhookEvent.analysis_id) == analysis_id, col(WebhookEvent.status) == "pending")
-        .values(status="failed", last_error="Superseded: the webhook_url was replaced", finished_at=now)
+        .where(which, col(WebhookEvent.status) == "pending")
+        .values(status="failed", last_error=reason[:1000], finished_at=utcnow(), next_attempt_at=None)
+    )
+
+
+async def supersede_pending(session: AsyncSession, analysis_id: uuid.UUID) -> None:
+    """End the analysis' undelivered events: its URL was replaced."""
+    await end_pending(
+        session, col(WebhookEvent.analysis_id) == analysis_id, "Superseded: the webhook_url was replaced"
     )
