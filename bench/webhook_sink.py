@@ -1,44 +1,44 @@
-"""The benchmark's webhook receiver: verifies each request's signature (standardwebhooks) and
-counts requests and distinct webhook-ids. POST /stats reads the counts, POST /reset clears them."""
+"""The benchmark's webhook receiver: the tests' verifying Receiver (tests/webhook_receiver.py) behind two
+routes of its own. POST /stats reads the counts (requests, distinct webhook-ids, verified), POST /reset
+clears them; every other request is a delivery."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections import Counter
+import sys
+from pathlib import Path
 from typing import Any
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-counts: Counter[str] = Counter()
-verified = 0
+from webhook_receiver import Receiver  # noqa: E402
+
+hook = Receiver([os.environ["SINK_SECRET"]])
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    global verified
-    if scope["type"] != "http":
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    reply: dict[str, int] = {}
-    if scope["path"] == "/stats":
-        reply = {"received": sum(counts.values()), "unique": len(counts), "verified": verified}
-    elif scope["path"] == "/reset":
-        counts.clear()
-        verified = 0
-    else:
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        try:
-            Webhook(os.environ["SINK_SECRET"]).verify(body, headers)
-            verified += 1
-        except WebhookVerificationError:
-            pass
-        counts[headers.get("webhook-id", "")] += 1
+async def _reply(send: Any, body: dict[str, int]) -> None:
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
     )
-    await send({"type": "http.response.body", "body": json.dumps(reply).encode()})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/stats":
+        received = list(hook.received)
+        await _reply(
+            send,
+            {
+                "received": len(received),
+                "unique": len({item.msg_id for item in received}),
+                "verified": sum(1 for item in received if item.verified_by),
+            },
+        )
+    elif scope["path"] == "/reset":
+        hook.received.clear()
+        await _reply(send, {})
+    else:
+        await hook(scope, receive, send)
