@@ -76,6 +76,19 @@ def make_settings(db_url: str, data_dir: Path, **groups: dict[str, Any]) -> Sett
     return Settings(**values)
 
 
+def sqlite_settings(data_dir: Path, **groups: dict[str, Any]) -> Settings:
+    """The embedded default (a SQLite file in ``data_dir``, no Redis), migrated, with test secrets."""
+    settings = Settings(
+        environment="testing",
+        data_dir=data_dir,
+        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
+        **groups,
+    )
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    run_migrations(settings)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def settings_factory(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Settings]:
     data_dir = tmp_path_factory.mktemp("data")
@@ -87,11 +100,17 @@ def settings_factory(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> C
 
 
 @asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling ``app`` in process, from a loopback client address."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as client:
+        yield client
+
+
+@asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as client:
-            yield client
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -111,8 +130,7 @@ async def app(settings_factory: Callable[..., Settings]) -> AsyncIterator[FastAP
 
 @pytest_asyncio.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as c:
+    async with asgi_client(app) as c:
         yield c
 
 

@@ -6,24 +6,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, TEST_SECRET, last_email_token, running, unique_email
+from conftest import PASSWORD, last_email_token, running, sqlite_settings, unique_email
 
-from callcov.config import Settings
-from callcov.db import run_migrations
 from callcov.main import create_app
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.sqlite]
 
 
 async def test_sign_up_keys_and_idempotency_on_sqlite(tmp_path: Path) -> None:
-    settings = Settings(
-        environment="testing",
-        data_dir=tmp_path,
-        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
-        ratelimit={"default_per_window": 3},
-    )
-    assert settings.database_url.startswith("sqlite+aiosqlite:///")
-    run_migrations(settings)
+    settings = sqlite_settings(tmp_path, ratelimit={"default_per_window": 3})
     app = create_app(settings)
     async with running(app) as client:
         email = unique_email()
@@ -59,13 +50,7 @@ async def test_webhook_delivery_on_sqlite(tmp_path: Path) -> None:
     from callcov.models import DisabledWebhookUrl
     from callcov.state import state_of_app
 
-    settings = Settings(
-        environment="testing",
-        data_dir=tmp_path,
-        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
-        storage={"url_allow": ["127.0.0.0/8"]},
-    )
-    run_migrations(settings)
+    settings = sqlite_settings(tmp_path, storage={"url_allow": ["127.0.0.0/8"]})
     app = create_app(settings)
     hook = Receiver()
     async with running(app) as client:

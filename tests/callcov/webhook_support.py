@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from conftest import Account, asgi_in_thread, create_key, fresh_database, make_settings, sign_up
+from conftest import Account, asgi_client, asgi_in_thread, create_key, fresh_database, make_settings, sign_up
 from fastapi import FastAPI
 from sqlmodel import col, select
 from test_pipeline import FakeTranscriber, runner_for
@@ -58,8 +58,7 @@ async def wapp(webhook_db: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
 
 @pytest_asyncio.fixture
 async def wclient(wapp: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=wapp, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://callcov.test") as c:
+    async with asgi_client(wapp) as c:
         yield c
 
 

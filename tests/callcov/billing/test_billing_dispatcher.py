@@ -16,10 +16,8 @@ from billing_support import (
     stripe_signature,
     subscription_row,
 )
-from conftest import TEST_SECRET, running
+from conftest import running, sqlite_settings
 
-from callcov.config import Settings
-from callcov.db import run_migrations
 from callcov.main import create_app
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.sqlite]
@@ -28,15 +26,12 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.sqlite]
 async def test_dispatcher_processes_stripe_events(tmp_path: Path) -> None:
     from deployments.dispatcher import Dispatcher
 
-    settings = Settings(
-        environment="testing",
-        data_dir=tmp_path,
-        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
+    settings = sqlite_settings(
+        tmp_path,
         ratelimit={"enabled": False},
         worker={"poll_interval_s": 0.1},
         billing={"stripe_webhook_secret": WEBHOOK_SECRET},
     )
-    run_migrations(settings)
     app = create_app(settings)
     dispatcher = Dispatcher.__new__(Dispatcher)  # Serve awaits the async __init__; so do we
     await Dispatcher.__init__(dispatcher, settings)  # type: ignore[misc]

@@ -9,23 +9,15 @@ from pathlib import Path
 
 import pytest
 from billing_support import WAV_MINUTES, new_account, seed_usage, submit
-from conftest import TEST_SECRET, running
+from conftest import running, sqlite_settings
 
-from callcov.config import Settings
-from callcov.db import run_migrations
 from callcov.main import create_app
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.sqlite]
 
 
 async def test_concurrent_submissions_on_sqlite_stay_within_the_limit(tmp_path: Path) -> None:
-    settings = Settings(
-        environment="testing",
-        data_dir=tmp_path,
-        auth={"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
-        ratelimit={"enabled": False},
-    )
-    run_migrations(settings)
+    settings = sqlite_settings(tmp_path, ratelimit={"enabled": False})
     app = create_app(settings)
     async with running(app) as client:
         account, user_id = await new_account(client, app)
