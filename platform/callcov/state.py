@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,5 +37,4 @@ def get_state(request: Request) -> AppState:
     return state_of_app(request.app)
 
 
-def get_app_settings(request: Request) -> Settings:
-    return get_state(request).settings
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from callcov.analyses import repository, service
 from callcov.analyses.errors import FileTooLarge, InvalidFileFormat
@@ -17,7 +17,7 @@ from callcov.db import SessionDep
 from callcov.errors import ErrorBody, NotFound, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.kit.text import SafeStr
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 
 router = APIRouter(prefix="/analysis", tags=["analysis"], responses={401: Unauthorized.schema()})
 
@@ -101,7 +101,7 @@ async def submit_analysis(
     request: Request,
     principal: AnyPrincipal,
     session: SessionDep,
-    state: Annotated[AppState, Depends(get_state)],
+    state: StateDep,
 ) -> AnalysisPublic:
     """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
     submission = await read_submission(request, state)

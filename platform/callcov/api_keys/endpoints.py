@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
 from callcov.api_keys import service
 from callcov.api_keys.errors import ApiKeyNotFound, TooManyApiKeys
@@ -15,7 +15,7 @@ from callcov.auth.schemas import Message
 from callcov.db import SessionDep
 from callcov.errors import Forbidden, Unauthorized
 from callcov.kit.pagination import PageDep
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 
 router = APIRouter(
     prefix="/api-keys",
@@ -26,7 +26,7 @@ router = APIRouter(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={400: TooManyApiKeys.schema()})
 async def create_api_key(
-    data: ApiKeyCreate, user: JwtUser, session: SessionDep, state: Annotated[AppState, Depends(get_state)]
+    data: ApiKeyCreate, user: JwtUser, session: SessionDep, state: StateDep
 ) -> ApiKeyCreated:
     key, raw = await service.create_api_key(session, state.settings.auth, user, data)
     return ApiKeyCreated(api_key=raw, **ApiKeyPublic.of(key, active=True).model_dump())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
 from callcov.auth import service
 from callcov.auth.errors import (
@@ -29,10 +27,9 @@ from callcov.auth.schemas import (
 )
 from callcov.db import SessionDep
 from callcov.errors import Unauthorized
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-StateDep = Annotated[AppState, Depends(get_state)]
 
 
 @router.post(

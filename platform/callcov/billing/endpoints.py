@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 
 from callcov.auth.deps import AnyPrincipal, JwtUser
 from callcov.auth.principal import Principal
@@ -37,11 +37,10 @@ from callcov.db import SessionDep
 from callcov.errors import Forbidden, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.models import User
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 
 router = APIRouter(prefix="/billing", tags=["billing"])
 MAX_EVENT_BYTES = 1024 * 1024
-StateDep = Annotated[AppState, Depends(get_state)]
 AUTH_ERRORS: dict[int | str, dict[str, object]] = {401: Unauthorized.schema(), 403: Forbidden.schema()}
 CHANGE_ERRORS: dict[int | str, dict[str, object]] = {
     **AUTH_ERRORS,

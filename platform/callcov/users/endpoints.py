@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from callcov.auth.deps import JwtUser
 from callcov.auth.schemas import Message
 from callcov.db import SessionDep
 from callcov.errors import Forbidden, Unauthorized
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 from callcov.users import service
 from callcov.users.errors import NoFieldsToUpdate
 from callcov.users.schemas import UserPublic, UserUpdate
@@ -29,7 +27,7 @@ async def read_me(user: JwtUser) -> UserPublic:
 
 @router.put("/me", responses={400: NoFieldsToUpdate.schema()})
 async def update_me(
-    data: UserUpdate, user: JwtUser, session: SessionDep, state: Annotated[AppState, Depends(get_state)]
+    data: UserUpdate, user: JwtUser, session: SessionDep, state: StateDep
 ) -> UserPublic:
     return UserPublic.of(await service.update_user(session, state, user, data))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from callcov.analyses import repository
 from callcov.analyses.endpoints import AnalysisNotFound
@@ -16,11 +16,10 @@ from callcov.auth.deps import AnyPrincipal, JwtUser
 from callcov.db import SessionDep, after_commit
 from callcov.errors import Forbidden, Unauthorized
 from callcov.kit.pagination import Page, PageDep
-from callcov.state import AppState, get_state
+from callcov.state import StateDep
 from callcov.webhooks import secret_store, service
 from callcov.webhooks.schemas import SetWebhookRequest, WebhookDeliveryPublic, WebhookSecretPublic
 
-StateDep = Annotated[AppState, Depends(get_state)]
 Mode = Annotated[Literal["live", "test"], Query(description="Which mode's secret: live (default) or test.")]
 
 secret_router = APIRouter(
