@@ -14,11 +14,11 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import Settings
+from callcov.kit.resources import resource_dir
 
 logger = logging.getLogger("callcov.db")
 
 AfterCommit = Callable[[], Awaitable[None]]
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -91,7 +91,7 @@ def alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(resource_dir("migrations")))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 

@@ -1,5 +1,5 @@
 """Versioned scoring rubrics (``models/rubrics/<id>/v<N>.yaml``) and prompt templates
-(``models/prompts/<name>/v<N>.txt``), loaded and validated with pydantic. Nothing is read at import time;
+(``models/prompts/<name>/v<N>.txt``, package data in a wheel), loaded and validated with pydantic. Nothing is read at import time;
 loaded files are cached per (id, version, directory)."""
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callcov.inference.ports import ChatMessage
+from callcov.kit.resources import resource_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-RUBRICS_DIR = REPO_ROOT / "models" / "rubrics"
-PROMPTS_DIR = REPO_ROOT / "models" / "prompts"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^v?([0-9]{1,6})$")
 
-Section = Literal["compliance", "quality", "coaching", "summary"]
 Priority = Literal["high", "medium", "low"]
 SensitiveType = Literal["credit_card", "ssn", "account_number"]
 
@@ -290,11 +287,11 @@ def load_rubric(
     *,
     directory: Path | str | None = None,
 ) -> Rubric:
-    """Load and validate ``<directory>/<rubric_id>/v<N>.yaml`` (default: the repository's models/rubrics;
+    """Load and validate ``<directory>/<rubric_id>/v<N>.yaml`` (default: ``resource_dir("rubrics")``;
     the "default" rubric when ``rubric_id`` is None, its highest version when ``version`` is None).
     Raises RubricNotFound (unknown or malformed id/version) or RubricInvalid (the file does not validate)."""
     rubric_id = "default" if rubric_id is None else rubric_id
-    base = Path(directory) if directory is not None else RUBRICS_DIR
+    base = Path(directory) if directory is not None else resource_dir("rubrics")
     path, number = _version_file(base, rubric_id, None if version is None else str(version), ".yaml")
     return _load_rubric_file(str(path.resolve()), rubric_id, number)
 
@@ -315,7 +312,7 @@ def load_prompt(
     name: str = "scoring", version: str | int | None = None, *, directory: Path | str | None = None
 ) -> PromptTemplate:
     """Load ``<directory>/<name>/v<N>.txt``: a ``@@ system`` and a ``@@ user`` section."""
-    base = Path(directory) if directory is not None else PROMPTS_DIR
+    base = Path(directory) if directory is not None else resource_dir("prompts")
     path, number = _version_file(base, name, None if version is None else str(version), ".txt")
     return _load_prompt_file(str(path.resolve()), name, number)
 

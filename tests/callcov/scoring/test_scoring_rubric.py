@@ -9,9 +9,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from scoring_factory import compliant_call, good_answer
 
+from callcov.kit.resources import resource_dir
 from callcov.scoring import RubricInvalid, RubricNotFound, load_prompt, load_rubric
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, JUDGEMENT_KEYS, build_messages, build_schema
-from callcov.scoring.rubric import RUBRICS_DIR
 from callcov.scoring.view import build_view
 
 
@@ -73,7 +73,7 @@ class TestLoading:
             load_rubric("default", version)
 
     def test_override_directory_and_invalid_file(self, tmp_path: Path) -> None:
-        shutil.copytree(RUBRICS_DIR / "default", tmp_path / "custom")
+        shutil.copytree(resource_dir("rubrics") / "default", tmp_path / "custom")
         (tmp_path / "custom" / "v2.yaml").unlink()
         text = (tmp_path / "custom" / "v1.yaml").read_text()
         (tmp_path / "custom" / "v1.yaml").write_text(text.replace("id: default", "id: custom", 1))
