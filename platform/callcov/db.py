@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,14 +45,19 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def insert_ignoring_conflict(session: AsyncSession, row: SQLModel) -> bool:
+async def insert_ignoring_conflict(
+    session: AsyncSession, row: SQLModel, *, conflict_on: Sequence[str] | None = None
+) -> bool:
     """INSERT … ON CONFLICT DO NOTHING of ``row`` (PostgreSQL and SQLite), in the session's
-    transaction: True if it was inserted. For rows that concurrent requests may both create."""
+    transaction: True if it was inserted. For rows that concurrent requests may both create;
+    ``conflict_on`` names the unique columns (default: any conflict)."""
     if session.bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(type(row)).values(**row.model_dump()).on_conflict_do_nothing()
+    statement = (
+        insert(type(row)).values(**row.model_dump()).on_conflict_do_nothing(index_elements=conflict_on)
+    )
     result = await session.exec(statement)  # type: ignore[call-overload]
     return bool(result.rowcount == 1)
 

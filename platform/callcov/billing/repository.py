@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.db import insert_ignoring_conflict
 from callcov.kit.time import utcnow
 from callcov.models import Subscription, UsageRecord
 
@@ -34,22 +33,19 @@ async def _insert_free(session: AsyncSession, user_id: uuid.UUID) -> None:
     """INSERT … ON CONFLICT DO NOTHING: concurrent first uses create one row. On SQLite this write
     also takes the database's write lock, which serialises the rest of the transaction."""
     now = period_now()
-    values = {
-        "id": uuid.uuid4(),
-        "user_id": user_id,
-        "tier": "free",
-        "status": "active",
-        "provider": "local",
-        "current_period_start": now,
-        "current_period_end": add_month(now),
-        "cancel_at_period_end": False,
-        "created_at": now,
-        "updated_at": now,
-    }
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.exec(
-        insert(Subscription).values(**values).on_conflict_do_nothing(index_elements=["user_id"])
+    row = Subscription(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        tier="free",
+        status="active",
+        provider="local",
+        current_period_start=now,
+        current_period_end=add_month(now),
+        cancel_at_period_end=False,
+        created_at=now,
+        updated_at=now,
     )
+    await insert_ignoring_conflict(session, row, conflict_on=["user_id"])
 
 
 async def locked_subscription(session: AsyncSession, user_id: uuid.UUID) -> Subscription:
