@@ -16,11 +16,11 @@ from ray.serve import Application
 
 from callcov.analyses.pipeline import AnalysisPipeline, Inference
 from callcov.analyses.service import ANALYSIS_JOB, WAKE_CHANNEL
-from callcov.analyses.storage import build_storage
 from callcov.billing.jobs import billing_handlers
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
+from callcov.storage.objects import build_storage
 from callcov.webhooks.delivery import WebhookDelivery
 from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker.runner import Runner

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
-from callcov.analyses.storage import Storage, build_storage
 from callcov.analyses.transcript import Speaker, Transcript
 from callcov.config import get_settings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.storage.objects import Storage, build_storage
 from deployments.diarization import DiarizationOptions, diarize
 from deployments.whisper_backends import (
     SAMPLE_RATE,

@@ -192,3 +192,25 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+
+
+class FileTooLarge(AppError):
+    """The body is over the size limit; found while streaming."""
+
+    status_code = 413
+    code = "file_too_large"
+    default_message = "The audio file is too large"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        max_size_bytes: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if max_size_bytes is not None:
+            merged.setdefault("max_size_bytes", max_size_bytes)
+            message = message or f"The file is larger than the limit of {max_size_bytes} bytes"
+        super().__init__(message, details=merged, headers=headers)

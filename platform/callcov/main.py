@@ -11,7 +11,6 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from callcov import __version__
-from callcov.analyses.storage import build_storage
 from callcov.api import API_PREFIX, build_api_router
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
@@ -22,6 +21,7 @@ from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, Tra
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
+from callcov.storage.objects import build_storage
 from callcov.webhooks.openapi import register_webhook_docs
 
 DESCRIPTION = (

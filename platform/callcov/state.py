@@ -12,9 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.config import Settings
 
 if TYPE_CHECKING:
-    from callcov.analyses.storage import Storage
     from callcov.emails.sender import EmailSender
     from callcov.ratelimit.limiter import RateLimiter
+    from callcov.storage.objects import Storage
 
 
 @dataclass

@@ -13,7 +13,7 @@ from conftest import S3_BUCKET, SignUp, create_key, s3_server
 from test_submission import WAV, submit
 
 from callcov.analyses.errors import FileTooLarge
-from callcov.analyses.s3_storage import S3Storage
+from callcov.storage.s3 import S3Storage
 
 pytestmark = pytest.mark.asyncio
 

@@ -291,7 +291,7 @@ async def test_https_uses_the_url_name_for_sni_and_the_certificate(
 
 @pytest.mark.asyncio
 async def test_download_into_storage(http_server: Server, tmp_path: Path) -> None:
-    from callcov.analyses.storage import LocalStorage
+    from callcov.storage.objects import LocalStorage
 
     storage = LocalStorage(tmp_path)
     options: dict[str, Any] = {"allow": LOOPBACK, "timeout_s": 5.0}

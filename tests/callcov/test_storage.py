@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from callcov.analyses.errors import FileTooLarge
-from callcov.analyses.storage import InvalidStorageKey, LocalStorage, Storage, StoredAudio, validate_key
+from callcov.storage.objects import InvalidStorageKey, LocalStorage, Storage, StoredAudio, validate_key
 
 pytestmark = pytest.mark.asyncio
 

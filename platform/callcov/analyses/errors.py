@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from callcov.errors import AppError
+from callcov.errors import FileTooLarge as FileTooLarge  # a core error (storage raises it), listed here too
 
 
 class InvalidFileFormat(AppError):
@@ -35,28 +36,6 @@ class EmptyAudio(InvalidFileFormat):
     """The file is empty or its audio has no duration."""
 
     default_message = "The audio is empty (zero bytes or zero duration)"
-
-
-class FileTooLarge(AppError):
-    """The body is over the size limit; found while streaming."""
-
-    status_code = 413
-    code = "file_too_large"
-    default_message = "The audio file is too large"
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        max_size_bytes: int | None = None,
-        details: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        merged = dict(details or {})
-        if max_size_bytes is not None:
-            merged.setdefault("max_size_bytes", max_size_bytes)
-            message = message or f"The file is larger than the limit of {max_size_bytes} bytes"
-        super().__init__(message, details=merged, headers=headers)
 
 
 class InvalidAudioUrl(AppError):

@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from callcov.analyses.audio import AudioInfo, probe_audio_async
 from callcov.analyses.errors import FileTooLarge
 from callcov.analyses.multipart import multipart_events
-from callcov.analyses.storage import StoredAudio
 from callcov.errors import BadRequest
 from callcov.kit import ssrf
 from callcov.kit.metadata import validate_metadata
 from callcov.kit.text import SafeStr
 from callcov.scoring.rubric import RubricNotFound, load_rubric
 from callcov.state import AppState
+from callcov.storage.objects import StoredAudio
 
 # Room for the form fields and part headers around an upload of the maximum size.
 MULTIPART_OVERHEAD = 1024 * 1024

@@ -26,9 +26,7 @@ async def read_me(user: JwtUser) -> UserPublic:
 
 
 @router.put("/me", responses={400: NoFieldsToUpdate.schema()})
-async def update_me(
-    data: UserUpdate, user: JwtUser, session: SessionDep, state: StateDep
-) -> UserPublic:
+async def update_me(data: UserUpdate, user: JwtUser, session: SessionDep, state: StateDep) -> UserPublic:
     return UserPublic.of(await service.update_user(session, state, user, data))
 
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from callcov.analyses.storage import InvalidStorageKey, LocalStorage, StoredAudio, validate_key
 from callcov.config import Settings
+from callcov.storage.objects import InvalidStorageKey, LocalStorage, StoredAudio, validate_key
 
 SCHEME = "s3://"
 

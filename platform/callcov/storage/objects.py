@@ -2,7 +2,7 @@
 
 ``save`` streams: the size limit is enforced chunk by chunk (413 ``file_too_large`` as soon as it is
 passed, the partial file removed) and the body is never held in memory whole. An S3-compatible store
-implements the same protocol (``analyses/s3_storage.py``: ``s3://bucket/key``, with a local copy).
+implements the same protocol (``storage/s3.py``: ``s3://bucket/key``, with a local copy).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from callcov.analyses.errors import FileTooLarge
 from callcov.config import Settings
+from callcov.errors import FileTooLarge
 
 LOCAL_SCHEME = "local:"
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -156,7 +156,7 @@ def _discard(file: BinaryIO, tmp: Path) -> None:
 def build_storage(settings: Settings) -> Storage:
     """The configured store: local disk (default) or an S3-compatible bucket."""
     if settings.storage.backend == "s3":
-        from callcov.analyses.s3_storage import S3Storage
+        from callcov.storage.s3 import S3Storage
 
         return S3Storage.from_settings(settings)
     return LocalStorage(settings.storage_root)
