@@ -77,9 +77,8 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Unit of work: services flush, this commits on success and rolls back on any error."""
-    from callcov.state import get_state
-
-    async with get_state(request).sessionmaker() as session:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.callcov.sessionmaker  # AppState
+    async with sessionmaker() as session:
         try:
             yield session
         except BaseException:
