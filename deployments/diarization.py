@@ -2,7 +2,7 @@
 
 The method, in five steps:
 
-1. **Pieces.** Whisper's segments are cut into pieces (``whisper_backends.split_pieces``): each
+1. **Pieces.** Whisper's segments are cut into pieces (``whisper_decoding.split_pieces``): each
    Whisper segment is cut again at every pause between two words of at least ``min_pause_s`` (0.3 s)
    and after sentence-final punctuation. Cutting too often is harmless (step 5 joins the pieces again); a missed cut at a change
    of speaker is not, so the cuts are generous.
@@ -25,7 +25,7 @@ The method, in five steps:
    small bonus (agents answer inbound calls). When the two voices' scores differ by at least
    ``min_role_margin``, the higher is ``agent`` and the other ``customer``; otherwise they stay ``A``
    (the first to speak) and ``B``.
-5. **Turns.** Consecutive pieces of one voice become one turn (``whisper_backends.build_turns``).
+5. **Turns.** Consecutive pieces of one voice become one turn (``whisper_decoding.build_turns``).
 
 Steps 1 and 5 are shared with stereo calls, whose channels' segments are cut and merged the same way.
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from callcov.analyses.transcript import Speaker
-from deployments.whisper_backends import SAMPLE_RATE, SpokenSegment, split_pieces
+from deployments.whisper_decoding import SAMPLE_RATE, SpokenSegment, split_pieces
 
 PITCH_WEIGHT = 1.5
 MIN_F0, MAX_F0 = 60.0, 400.0

@@ -31,7 +31,7 @@ from callcov.config import get_settings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
 from callcov.storage.objects import Storage, build_storage
 from deployments.diarization import DiarizationOptions, diarize
-from deployments.whisper_backends import (
+from deployments.whisper_decoding import (
     SAMPLE_RATE,
     AudioError,
     ChannelResult,

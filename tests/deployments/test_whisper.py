@@ -20,7 +20,7 @@ from callcov.inference.ports import TranscriptionRequest
 from callcov.storage.s3 import S3Storage
 from deployments.diarization import DiarizationOptions, cue_score, median_pitch, name_speakers, two_voices
 from deployments.whisper import AudioError, WhisperArgs, WhisperTranscriber, build_app
-from deployments.whisper_backends import SAMPLE_RATE, decode_channels, resolve_model
+from deployments.whisper_decoding import SAMPLE_RATE, decode_channels, resolve_model
 
 MODEL_DIR = Path(
     os.environ.get("CALLCOV_TEST_MODEL_DIR", Path(tempfile.gettempdir()) / "callcov-test-models")

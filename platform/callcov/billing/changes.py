@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.billing.errors import InvalidTier, SubscriptionConflict
-from callcov.billing.ledger import apply_remote
 from callcov.billing.provider import BillingProvider, Remote, Snapshot, open_provider
 from callcov.billing.repository import locked_subscription
 from callcov.billing.service import current
+from callcov.billing.subscription_state import apply_remote
 from callcov.config import BillingSettings
 from callcov.kit.time import utcnow
 from callcov.models import Subscription, User

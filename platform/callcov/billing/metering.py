@@ -15,9 +15,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.auth.principal import Principal
 from callcov.billing.errors import UsageLimitExceeded
-from callcov.billing.ledger import roll_if_due
 from callcov.billing.plans import Level, plan_of
 from callcov.billing.repository import locked_subscription, period_usage
+from callcov.billing.subscription_state import roll_if_due
 from callcov.kit.time import to_unix
 from callcov.models import Analysis, Job, Subscription, UsageRecord
 from callcov.worker import queue

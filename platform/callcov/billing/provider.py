@@ -105,7 +105,7 @@ async def open_provider(settings: BillingSettings) -> AsyncIterator[BillingProvi
 
         provider = StripeProvider(settings)
     else:
-        from callcov.billing.local import LocalLedger
+        from callcov.billing.local_ledger import LocalLedger
 
         provider = LocalLedger()
     try:

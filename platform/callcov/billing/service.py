@@ -8,8 +8,8 @@ import uuid
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.auth.principal import Principal
-from callcov.billing.ledger import roll_if_due
 from callcov.billing.repository import PeriodUsage, locked_subscription, period_usage
+from callcov.billing.subscription_state import roll_if_due
 from callcov.models import Subscription
 
 
