@@ -132,3 +132,54 @@ async def test_idempotent_post_with_api_key_looks_the_key_up_once(
     assert counts.decodes == 0
     assert counts.credential_lookups() == 1, counts.statements
     assert counts.tables()["subscriptions"] == 0, counts.statements
+
+
+BAD_CREDENTIALS = [
+    {"Authorization": "Bearer not-a-jwt"},
+    {"X-API-Key": "sk_live_made_up"},
+    {"Authorization": "Bearer sk_test_made_up"},
+]
+
+
+@pytest.mark.parametrize("headers", BAD_CREDENTIALS)
+async def test_public_routes_ignore_a_bad_credential(
+    client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
+) -> None:
+    """Resolution failures are raised only where a route requires a principal."""
+    account = await sign_up(client, app)
+    with_key = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    login = {"email": account.email, "password": account.password}
+    r = await client.post("/api/v1/auth/login", json=login, headers=with_key)
+    assert r.status_code == 200 and "access_token" in r.json()
+    assert (
+        "Idempotent-Replayed"
+        not in (await client.post("/api/v1/auth/login", json=login, headers=with_key)).headers
+    )
+    assert (await client.get("/api/v1/billing/tiers", headers=headers)).status_code == 200
+    denied = await client.get("/api/v1/users/me", headers=headers)
+    assert denied.status_code == 401
+    expected = "Invalid API key" if "sk_" in str(headers) else "Could not validate credentials"
+    assert denied.json()["detail"] == expected
+
+
+async def test_missing_and_deactivated_credentials_keep_their_errors(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    missing = await client.get("/api/v1/users/me")
+    assert missing.status_code == 401 and missing.json()["detail"] == "Not authenticated"
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    account = await sign_up(client, app)
+    assert (await client.delete("/api/v1/users/me", headers=account.headers)).status_code == 200
+    gone = await client.get("/api/v1/users/me", headers=account.headers)
+    assert gone.status_code == 401 and gone.json()["detail"] == "Could not validate credentials"
+
+
+async def test_the_principals_user_can_be_changed_by_the_route(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The user resolved at the edge is merged into the route's session: its changes are saved."""
+    account = await sign_up(client, app)
+    phone = "+1202555" + str(uuid.uuid4().int)[:4]
+    r = await client.put("/api/v1/users/me", json={"phone_number": phone}, headers=account.headers)
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/users/me", headers=account.headers)).json()["phone_number"] == phone
