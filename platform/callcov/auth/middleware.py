@@ -105,7 +105,7 @@ class AuthenticationMiddleware:
                 read_credential(Headers(scope=scope)),
                 state.settings.auth,
                 state.sessionmaker,
-                with_tier=bool(state.settings.ratelimit.plans),
+                with_tier=state.settings.ratelimit.enabled and bool(state.settings.ratelimit.plans),
             )
             scope.setdefault("state", {})[CALLER_KEY] = caller
         await self.app(scope, receive, send)
