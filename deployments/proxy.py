@@ -11,8 +11,7 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from callcov.kit.tokens import generate_request_id
-from callcov.middleware import incoming_request_id, with_request_id_header
+from callcov.kit.request_id import stamp_request_id
 
 
 class ProxyRequestIdMiddleware:
@@ -23,10 +22,8 @@ class ProxyRequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or generate_request_id()
-        headers = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
-        scope = dict(scope, headers=[*headers, (b"x-request-id", request_id.encode())])
-        await self.app(scope, receive, with_request_id_header(send, request_id))
+        _, scope, send = stamp_request_id(scope, send)
+        await self.app(scope, receive, send)
 
 
 def proxy_middlewares() -> list[Middleware]:

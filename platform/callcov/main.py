@@ -1,4 +1,21 @@
-"""``create_app``: the FastAPI application factory (also used by the Ray Serve ingress)."""
+"""``create_app``: the FastAPI application factory (also used by the Ray Serve ingress).
+
+Middleware, outermost first (all pure ASGI):
+
+1. ``RequestIdMiddleware``: gives the request its ``req_…`` id, sends ``X-Request-ID``, and is the
+   last-resort 500 for the layers below.
+2. ``TrailingSlashMiddleware``: ``/x/`` is routed as ``/x``, before anything reads the path.
+3. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
+   ``Caller`` on the request; its one database lookup runs when a layer below first needs it.
+4. ``RateLimitMiddleware``: counts the request against the caller's key, user or address (and the
+   caller's plan, when per-plan limits are set); a 429 stops here, before idempotency.
+5. ``IdempotencyMiddleware``: replays or refuses POSTs with an ``Idempotency-Key``, scoped to the
+   caller's account and mode.
+6. ``InternalErrorMiddleware``: turns an unhandled error into the 500 body *inside* the layers above,
+   so idempotency releases its key and the rate-limit headers are still sent.
+
+Routes then get the principal from the ``Caller`` (``callcov.auth.deps``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +29,7 @@ from starlette.middleware import Middleware
 
 from callcov import __version__
 from callcov.api import API_PREFIX, build_api_router
+from callcov.auth.middleware import AuthenticationMiddleware
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.emails.sender import build_sender
@@ -82,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(TrailingSlashMiddleware),
+            Middleware(AuthenticationMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(IdempotencyMiddleware),
             Middleware(InternalErrorMiddleware),

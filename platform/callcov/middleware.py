@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcov.errors import REQUEST_ID_KEY, error_response, request_id_of
-from callcov.kit.tokens import generate_request_id
+from callcov.kit.request_id import stamp_request_id
 
 logger = logging.getLogger("callcov.requests")
-REQUEST_ID_PATTERN = re.compile(r"req_[A-Za-z0-9]{8,64}")
-
-
-def incoming_request_id(scope: Scope) -> str | None:
-    """A ``req_…`` id set upstream (the Serve proxy, a load balancer, or the client), if well formed."""
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if REQUEST_ID_PATTERN.fullmatch(candidate) else None
-    return None
 
 
 class RequestIdMiddleware:
@@ -35,22 +24,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or generate_request_id()
+        request_id, scope, send = stamp_request_id(scope, send)
         scope[REQUEST_ID_KEY] = request_id
-        await call_with_error_envelope(self.app, scope, receive, with_request_id_header(send, request_id))
-
-
-def with_request_id_header(send: Send, request_id: str) -> Send:
-    """A ``send`` that leaves exactly one ``X-Request-ID`` header, ``request_id``, on the response."""
-    header = (b"x-request-id", request_id.encode())
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            kept = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-            message["headers"] = [*kept, header]
-        await send(message)
-
-    return send_with_id
+        await call_with_error_envelope(self.app, scope, receive, send)
 
 
 async def call_with_error_envelope(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:

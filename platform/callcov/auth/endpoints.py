@@ -26,6 +26,7 @@ from callcov.auth.schemas import (
     VerifyEmailRequest,
 )
 from callcov.db import SessionDep
+from callcov.emails.deps import OutboxDep
 from callcov.errors import Unauthorized
 from callcov.state import StateDep
 
@@ -37,8 +38,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     responses={400: EmailAlreadyRegistered.schema()},
 )
-async def register(data: RegisterRequest, session: SessionDep, state: StateDep) -> Message:
-    await service.register(session, state, data)
+async def register(data: RegisterRequest, session: SessionDep, state: StateDep, outbox: OutboxDep) -> Message:
+    await service.register(session, state.settings.auth, outbox, data)
     return Message(message="User registered successfully. Please check your email for the verification link.")
 
 
@@ -69,14 +70,18 @@ async def verify_email(data: VerifyEmailRequest, session: SessionDep, state: Sta
         429: TooManyVerificationEmails.schema(),
     },
 )
-async def resend_verification(data: EmailRequest, session: SessionDep, state: StateDep) -> Message:
-    await service.resend_verification(session, state, data.email)
+async def resend_verification(
+    data: EmailRequest, session: SessionDep, state: StateDep, outbox: OutboxDep
+) -> Message:
+    await service.resend_verification(session, state.settings.auth, outbox, data.email)
     return Message(message="Verification email sent successfully")
 
 
 @router.post("/password-reset")
-async def password_reset(data: EmailRequest, session: SessionDep, state: StateDep) -> Message:
-    await service.request_password_reset(session, state, data.email)
+async def password_reset(
+    data: EmailRequest, session: SessionDep, state: StateDep, outbox: OutboxDep
+) -> Message:
+    await service.request_password_reset(session, state.settings.auth, outbox, data.email)
     return Message(message="If the email exists, a password reset link has been sent")
 
 

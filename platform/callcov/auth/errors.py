@@ -4,6 +4,8 @@ from callcov.errors import AppError, BadRequest, Forbidden, NotFound, TooManyReq
 
 
 class EmailAlreadyRegistered(BadRequest):
+    """An email that another account has (registration, or a profile change: "Email already in use")."""
+
     default_message = "Email already registered"
 
 

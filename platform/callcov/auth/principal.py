@@ -1,22 +1,21 @@
-"""The one credential resolver: API key or JWT to a ``Principal`` (user, how, which mode)."""
+"""The one credential resolver: API key or JWT to a ``Resolution`` (the ``Principal``, or the error to
+raise where a route requires one), in one query."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.auth.credentials import Credential
-from callcov.auth.jwt import user_id_from_access_token
 from callcov.config import AuthSettings
 from callcov.errors import Unauthorized
 from callcov.kit.time import utcnow
 from callcov.kit.tokens import keyed_hash
-from callcov.models import ApiKey, User
+from callcov.models import ApiKey, Subscription, User
 
 
 @dataclass(frozen=True)
@@ -31,53 +30,68 @@ class Principal:
         return self.user.id
 
 
-async def _active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("Could not validate credentials")
-    return user
+@dataclass(frozen=True)
+class Resolution:
+    """What a request's credential resolved to. ``account`` is the (account, livemode) a valid
+    credential acts as, even when its user may not sign in (idempotency keys and plans are scoped by
+    it); ``tier`` is that account's plan ("free" before its first billing use), when asked for."""
+
+    principal: Principal | None = None
+    error: Unauthorized | None = None
+    account: tuple[uuid.UUID, bool] | None = None
+    tier: str | None = None
 
 
-async def _usable_api_key(session: AsyncSession, settings: AuthSettings, raw_key: str) -> ApiKey:
-    key = (
-        await session.exec(
-            select(ApiKey).where(ApiKey.key_hash == keyed_hash(raw_key, settings.api_key_pepper))
+def not_authenticated() -> Resolution:
+    return Resolution(error=Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"}))
+
+
+def _tier(row: Any, with_tier: bool) -> str | None:
+    if not with_tier:
+        return None
+    return (row[-1] if row is not None else None) or "free"
+
+
+async def resolve_user(session: AsyncSession, user_id: uuid.UUID, *, with_tier: bool) -> Resolution:
+    """The user of a verified access token (one SELECT, joined to the plan when ``with_tier``)."""
+    if with_tier:
+        query = select(User, col(Subscription.tier)).outerjoin(
+            Subscription, col(Subscription.user_id) == col(User.id)
         )
-    ).first()
-    if key is None or not key.is_usable(utcnow()):
-        raise Unauthorized("Invalid API key")
-    return key
+        row: Any = (await session.exec(query.where(col(User.id) == user_id))).first()
+        user = row[0] if row is not None else None
+    else:
+        row = user = await session.get(User, user_id)
+    account, tier = (user_id, True), _tier(row, with_tier)
+    if user is None or not user.is_active:
+        return Resolution(error=Unauthorized("Could not validate credentials"), account=account, tier=tier)
+    return Resolution(Principal(user=user, via="jwt", livemode=True), account=account, tier=tier)
 
 
-async def resolve_principal(
-    session: AsyncSession, settings: AuthSettings, credential: Credential | None
-) -> Principal:
-    if credential is None:
-        raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-    if credential.kind == "jwt":
-        user_id = user_id_from_access_token(settings, credential.value)
-        return Principal(user=await _active_user(session, user_id), via="jwt", livemode=True)
-    key = await _usable_api_key(session, settings, credential.value)
-    user = await _active_user(session, key.user_id)
+async def resolve_api_key(
+    session: AsyncSession, settings: AuthSettings, raw_key: str, *, with_tier: bool
+) -> Resolution:
+    """An API key and its user in one SELECT (joined to the plan when ``with_tier``). Stamps
+    ``last_used_at`` (for the caller to commit) at most once per ``last_used_resolution_s``."""
+    key_hash = keyed_hash(raw_key, settings.api_key_pepper)
+    query: Any = select(ApiKey, User)
+    if with_tier:
+        query = select(ApiKey, User, col(Subscription.tier)).outerjoin(
+            Subscription, col(Subscription.user_id) == col(ApiKey.user_id)
+        )
+    query = query.outerjoin(User, col(User.id) == col(ApiKey.user_id))
+    row = (await session.exec(query.where(col(ApiKey.key_hash) == key_hash))).first()
     now = utcnow()
+    if row is None or not row[0].is_usable(now):
+        return Resolution(error=Unauthorized("Invalid API key"))
+    key, user = row[0], row[1]
+    account, tier = (key.user_id, key.livemode), _tier(row, with_tier)
+    if user is None or not user.is_active:
+        return Resolution(error=Unauthorized("Could not validate credentials"), account=account, tier=tier)
     if key.last_used_at is None or now - key.last_used_at > timedelta(
         seconds=settings.last_used_resolution_s
     ):
         key.last_used_at = now
         session.add(key)
-    return Principal(user=user, via="api_key", livemode=key.livemode, api_key_id=key.id)
-
-
-async def resolve_scope(
-    session: AsyncSession, settings: AuthSettings, credential: Credential | None
-) -> tuple[uuid.UUID, bool] | None:
-    """The (account, livemode) a credential acts as, or None when it is missing or invalid."""
-    if credential is None:
-        return None
-    try:
-        if credential.kind == "jwt":
-            return user_id_from_access_token(settings, credential.value), True
-        key = await _usable_api_key(session, settings, credential.value)
-    except Unauthorized:
-        return None
-    return key.user_id, key.livemode
+    principal = Principal(user=user, via="api_key", livemode=key.livemode, api_key_id=key.id)
+    return Resolution(principal, account=account, tier=tier)

@@ -26,12 +26,11 @@ from callcov.auth.errors import (
 from callcov.auth.passwords import hash_password, verify_password
 from callcov.auth.schemas import RegisterRequest, TokenPair
 from callcov.config import AuthSettings
-from callcov.emails.service import password_reset_email, queue_email, verification_email
+from callcov.emails.service import Outbox, password_reset_email, queue_email, verification_email
 from callcov.errors import Unauthorized
 from callcov.kit.time import utcnow
 from callcov.kit.tokens import generate_url_token, sha256_hex
 from callcov.models import EmailToken, RefreshToken, User
-from callcov.state import AppState
 
 VERIFY, RESET = "verify", "reset"
 
@@ -40,7 +39,9 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return (await session.exec(select(User).where(User.email == email.lower()))).first()
 
 
-async def register(session: AsyncSession, state: AppState, data: RegisterRequest) -> User:
+async def register(
+    session: AsyncSession, settings: AuthSettings, outbox: Outbox, data: RegisterRequest
+) -> User:
     email = data.email.lower()
     if await get_user_by_email(session, email) is not None:
         raise EmailAlreadyRegistered()
@@ -57,15 +58,16 @@ async def register(session: AsyncSession, state: AppState, data: RegisterRequest
         await session.flush()
     except IntegrityError as exc:  # a concurrent registration won the unique index
         raise EmailAlreadyRegistered() from exc
-    await send_verification(session, state, user)
+    await send_verification(session, settings, outbox, user)
     return user
 
 
-async def send_verification(session: AsyncSession, state: AppState, user: User) -> None:
-    settings = state.settings
-    token = await create_email_token(session, user.id, VERIFY, settings.auth.email_token_ttl_s)
-    subject, body = verification_email(settings.email.frontend_url, token, settings.auth.email_token_ttl_s)
-    queue_email(session, state, to=user.email, subject=subject, body=body, kind="verify_email")
+async def send_verification(
+    session: AsyncSession, settings: AuthSettings, outbox: Outbox, user: User
+) -> None:
+    token = await create_email_token(session, user.id, VERIFY, settings.email_token_ttl_s)
+    subject, body = verification_email(outbox.settings.frontend_url, token, settings.email_token_ttl_s)
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="verify_email")
 
 
 async def create_email_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int) -> str:
@@ -190,7 +192,9 @@ async def verify_email(session: AsyncSession, settings: AuthSettings, code: str)
     return await issue_tokens(session, settings, user)
 
 
-async def resend_verification(session: AsyncSession, state: AppState, email: str) -> None:
+async def resend_verification(
+    session: AsyncSession, settings: AuthSettings, outbox: Outbox, email: str
+) -> None:
     user = await get_user_by_email(session, email)
     if user is None:
         raise UserNotFound()
@@ -204,19 +208,21 @@ async def resend_verification(session: AsyncSession, state: AppState, email: str
             .where(EmailToken.user_id == user.id, EmailToken.purpose == VERIFY, EmailToken.created_at > since)
         )
     ).one()
-    if sent >= state.settings.auth.resend_verification_per_hour:
+    if sent >= settings.resend_verification_per_hour:
         raise TooManyVerificationEmails(headers={"Retry-After": "3600"})
-    await send_verification(session, state, user)
+    await send_verification(session, settings, outbox, user)
 
 
-async def request_password_reset(session: AsyncSession, state: AppState, email: str) -> None:
+async def request_password_reset(
+    session: AsyncSession, settings: AuthSettings, outbox: Outbox, email: str
+) -> None:
     user = await get_user_by_email(session, email)
     if user is None or not user.is_active:
         return
-    ttl = state.settings.auth.email_token_ttl_s
+    ttl = settings.email_token_ttl_s
     token = await create_email_token(session, user.id, RESET, ttl)
-    subject, body = password_reset_email(state.settings.email.frontend_url, token, ttl)
-    queue_email(session, state, to=user.email, subject=subject, body=body, kind="password_reset")
+    subject, body = password_reset_email(outbox.settings.frontend_url, token, ttl)
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="password_reset")
 
 
 async def confirm_password_reset(session: AsyncSession, token: str, new_password: str) -> None:

@@ -92,10 +92,6 @@ class BillingProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def provider_name(settings: BillingSettings) -> Literal["local", "stripe"]:
-    return "stripe" if settings.stripe_secret_key else "local"
-
-
 @asynccontextmanager
 async def open_provider(settings: BillingSettings) -> AsyncIterator[BillingProvider]:
     """The configured provider for one operation (Stripe when a secret key is set)."""

@@ -4,36 +4,51 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.config import EmailSettings
 from callcov.db import after_commit
+from callcov.emails.sender import EmailSender
 from callcov.kit.time import utcnow
 from callcov.models import EmailMessage
-from callcov.state import AppState
 
 logger = logging.getLogger("callcov.emails")
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """What sending an email needs: sessions for the delivery after commit, the sender, and the email
+    settings (the front end's URL for links)."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    sender: EmailSender
+    settings: EmailSettings
+
+
 def queue_email(
-    session: AsyncSession, state: AppState, *, to: str, subject: str, body: str, kind: str
+    session: AsyncSession, outbox: Outbox, *, to: str, subject: str, body: str, kind: str
 ) -> None:
     message = EmailMessage(to_address=to, subject=subject, body_text=body, kind=kind)
     session.add(message)
 
     async def deliver() -> None:
-        await deliver_message(state, message.id)
+        await deliver_message(outbox.sessionmaker, outbox.sender, message.id)
 
     after_commit(session, deliver)
 
 
-async def deliver_message(state: AppState, message_id: uuid.UUID) -> None:
-    async with state.sessionmaker() as session:
+async def deliver_message(
+    sessionmaker: async_sessionmaker[AsyncSession], sender: EmailSender, message_id: uuid.UUID
+) -> None:
+    async with sessionmaker() as session:
         message = await session.get(EmailMessage, message_id)
         if message is None or message.sent_at is not None:
             return
         try:
-            await state.email_sender.send(message)
+            await sender.send(message)
         except Exception as exc:  # the message stays in the outbox, unsent, with the reason
             logger.warning("email %s to %s not delivered: %s", message.id, message.to_address, exc)
             message.error = str(exc)[:1000]

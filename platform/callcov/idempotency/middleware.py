@@ -9,21 +9,34 @@ corrected retry with the same key goes through, as in Stripe's API.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcov.auth.credentials import read_credential
-from callcov.auth.principal import resolve_scope
+from callcov.auth.middleware import caller_of
+from callcov.config import IdempotencySettings, StorageSettings
 from callcov.errors import error_response
 from callcov.idempotency import store
 from callcov.idempotency.body import BodyTooLarge, fingerprint, replay_receive, spool_body
-from callcov.state import AppState, state_of_app
+from callcov.state import state_of_app
 
 logger = logging.getLogger("callcov.idempotency")
 
 NOT_STORED = frozenset({400, 409, 422, 429})
 KEPT_HEADERS = frozenset({"content-type", "location"})
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """What the key store needs: its sessions, its settings, and the body size limits."""
+
+    sessionmaker: Sessionmaker
+    settings: IdempotencySettings
+    limits: StorageSettings
 
 
 class IdempotencyMiddleware:
@@ -40,26 +53,27 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         state = state_of_app(scope["app"])
-        if not key or len(key) > state.settings.idempotency.max_key_length:
+        settings = state.settings.idempotency
+        if not key or len(key) > settings.max_key_length:
             response = error_response(
                 scope,
                 400,
-                f"Idempotency-Key must be 1 to {state.settings.idempotency.max_key_length} characters",
+                f"Idempotency-Key must be 1 to {settings.max_key_length} characters",
                 code="validation_error",
             )
             await response(scope, receive, send)
             return
-        async with state.sessionmaker() as session:
-            owner = await resolve_scope(session, state.settings.auth, read_credential(headers))
+        owner = (await caller_of(scope).resolution()).account
         if owner is None:
             await self.app(scope, receive, send)
             return
-        await self._handle(state, store.Scope(owner[0], owner[1], key), scope, receive, send)
+        keys = _Keys(state.sessionmaker, settings, state.settings.storage)
+        await self._handle(keys, store.Scope(owner[0], owner[1], key), scope, receive, send)
 
     async def _handle(
-        self, state: AppState, key: store.Scope, scope: Scope, receive: Receive, send: Send
+        self, keys: _Keys, key: store.Scope, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        limits = state.settings.storage
+        limits = keys.limits
         try:
             spool, size = await spool_body(
                 receive,
@@ -79,13 +93,15 @@ class IdempotencyMiddleware:
         with spool:
             content_type = Headers(scope=scope).get("content-type", "")
             digest = fingerprint(scope["method"], scope["path"], content_type, spool, size)
-            claim = await store.claim(state.sessionmaker, state.settings.idempotency, key, digest)
+            claim = await store.claim(keys.sessionmaker, keys.settings, key, digest)
             if isinstance(claim, store.Proceed):
-                await self._run(state, claim, scope, replay_receive(spool, receive), send)
+                await self._run(keys.sessionmaker, claim, scope, replay_receive(spool, receive), send)
                 return
         await _answer_without_running(claim, scope, receive, send)
 
-    async def _run(self, state: AppState, claim: store.Proceed, scope: Scope, messages, send: Send) -> None:  # type: ignore[no-untyped-def]
+    async def _run(  # type: ignore[no-untyped-def]
+        self, sessionmaker: Sessionmaker, claim: store.Proceed, scope: Scope, messages, send: Send
+    ) -> None:
         status = 500
         kept: list[tuple[str, str]] = []
         body = bytearray()
@@ -108,11 +124,11 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive_replayed, capture)
             if status < 500 and status not in NOT_STORED:
-                await store.complete(state.sessionmaker, claim.record_id, status, kept, bytes(body))
+                await store.complete(sessionmaker, claim.record_id, status, kept, bytes(body))
                 stored = True
         finally:
             if not stored:
-                await store.release(state.sessionmaker, claim.record_id)
+                await store.release(sessionmaker, claim.record_id)
 
 
 async def _answer_without_running(claim: store.Claim, scope: Scope, receive: Receive, send: Send) -> None:

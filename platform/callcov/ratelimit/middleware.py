@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callcov.auth.credentials import read_credential
-from callcov.auth.jwt import user_id_from_access_token
-from callcov.config import AuthSettings
-from callcov.errors import Unauthorized, error_response
+from callcov.auth.middleware import Caller, caller_of
+from callcov.errors import error_response
 from callcov.kit.tokens import sha256_hex
 from callcov.ratelimit.plans import PlanLookup, plan_limit
 from callcov.state import state_of_app
@@ -19,16 +16,14 @@ SUBMISSION_PATHS = frozenset({"/api/v1/analysis", "/api/v1/calls/analyze"})
 EXEMPT_PATHS = frozenset({"/health", "/healthz", "/api/v1/billing/webhook"})
 
 
-def identity_of(scope: Scope, auth: AuthSettings) -> str:
-    """The credential a request is counted against: its API key, its JWT's user, else the client address."""
-    credential = read_credential(Headers(scope=scope))
+def identity_of(scope: Scope, caller: Caller) -> str:
+    """The credential a request is counted against: its API key (any ``sk_…`` value, valid or not),
+    its verified JWT's user, else the client address. No database lookup."""
+    credential = caller.credential
     if credential is not None and credential.kind == "api_key":
         return "key:" + sha256_hex(credential.value)[:32]
-    if credential is not None:
-        try:
-            return f"user:{user_id_from_access_token(auth, credential.value)}"
-        except Unauthorized:
-            pass
+    if caller.user_id is not None:
+        return f"user:{caller.user_id}"
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
 
@@ -56,9 +51,10 @@ class RateLimitMiddleware:
             if is_submission(scope)
             else ("default", settings.default_per_window)
         )
-        identity = identity_of(scope, state.settings.auth)
+        caller = caller_of(scope)
+        identity = identity_of(scope, caller)
         if settings.plans:
-            tier = await self.plans.tier(state, scope, identity)
+            tier = await self.plans.tier(caller, identity)
             limit = plan_limit(settings.plans, tier, bucket, limit)
         key = f"{bucket}:{identity}"
         decision = await state.limiter.hit(key, limit, settings.window_s)

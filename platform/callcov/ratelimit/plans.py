@@ -6,14 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from sqlmodel import select
-from starlette.datastructures import Headers
-from starlette.types import Scope
-
-from callcov.auth.credentials import read_credential
-from callcov.auth.principal import resolve_scope
-from callcov.models import Subscription
-from callcov.state import AppState
+from callcov.auth.middleware import Caller
 
 CACHE_TTL_S = 60.0
 CACHE_MAX = 10_000
@@ -24,18 +17,15 @@ class PlanLookup:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, str | None]] = {}
 
-    async def tier(self, state: AppState, scope: Scope, identity: str) -> str | None:
-        """The account's tier ("free" before its first billing use), None without a valid credential."""
+    async def tier(self, caller: Caller, identity: str) -> str | None:
+        """The account's tier ("free" before its first billing use), None without a valid credential.
+        On a miss, the caller's one resolution (which then includes the plan) is done here."""
         now = time.monotonic()
         cached = self._cache.get(identity)
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with state.sessionmaker() as session:
-            owner = await resolve_scope(session, state.settings.auth, read_credential(Headers(scope=scope)))
-            tier = None
-            if owner is not None:
-                query = select(Subscription.tier).where(Subscription.user_id == owner[0])
-                tier = (await session.exec(query)).first() or "free"
+        resolution = await caller.resolution()
+        tier = resolution.tier if resolution.account is not None else None
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()
         self._cache[identity] = (now + self.ttl_s, tier)

@@ -153,14 +153,3 @@ def find_matches(st: SegmentText, pattern: re.Pattern[str]) -> Iterator[Match]:
             continue
         groups = {k: v for k, v in m.groupdict().items() if v is not None}
         yield Match(st.char_span(m.start(), m.end()), groups, m.group(0))
-
-
-def find_tokens(haystack: list[str], needle: list[str]) -> int:
-    """Index of the first occurrence of the token run ``needle`` in ``haystack``, or -1."""
-    n = len(needle)
-    if n == 0:
-        return -1
-    for i in range(len(haystack) - n + 1):
-        if haystack[i : i + n] == needle:
-            return i
-    return -1

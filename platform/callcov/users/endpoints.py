@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from callcov.auth.deps import JwtUser
 from callcov.auth.schemas import Message
 from callcov.db import SessionDep
+from callcov.emails.deps import OutboxDep
 from callcov.errors import Forbidden, Unauthorized
 from callcov.state import StateDep
 from callcov.users import service
@@ -26,8 +27,10 @@ async def read_me(user: JwtUser) -> UserPublic:
 
 
 @router.put("/me", responses={400: NoFieldsToUpdate.schema()})
-async def update_me(data: UserUpdate, user: JwtUser, session: SessionDep, state: StateDep) -> UserPublic:
-    return UserPublic.of(await service.update_user(session, state, user, data))
+async def update_me(
+    data: UserUpdate, user: JwtUser, session: SessionDep, state: StateDep, outbox: OutboxDep
+) -> UserPublic:
+    return UserPublic.of(await service.update_user(session, state.settings.auth, outbox, user, data))
 
 
 @router.delete("/me")

@@ -7,16 +7,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.auth.errors import EmailAlreadyRegistered, PhoneAlreadyInUse
 from callcov.auth.passwords import hash_password
 from callcov.auth.service import revoke_refresh_tokens, send_verification
+from callcov.config import AuthSettings
+from callcov.emails.service import Outbox
 from callcov.kit.time import utcnow
 from callcov.models import ApiKey, User
-from callcov.state import AppState
-from callcov.users.errors import EmailInUse, NoFieldsToUpdate, PhoneInUse
+from callcov.users.errors import NoFieldsToUpdate
 from callcov.users.schemas import UserUpdate
 
 
-async def update_user(session: AsyncSession, state: AppState, user: User, data: UserUpdate) -> User:
+async def update_user(
+    session: AsyncSession, settings: AuthSettings, outbox: Outbox, user: User, data: UserUpdate
+) -> User:
     """Changing the email asks for verification again; changing the password ends other sessions."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
@@ -24,13 +28,13 @@ async def update_user(session: AsyncSession, state: AppState, user: User, data: 
     email = changes.get("email", "").lower()
     if email and email != user.email:
         if (await session.exec(select(User).where(User.email == email))).first():
-            raise EmailInUse()
+            raise EmailAlreadyRegistered("Email already in use")
         user.email, user.is_verified = email, False
-        await send_verification(session, state, user)
+        await send_verification(session, settings, outbox, user)
     phone = changes.get("phone_number")
     if phone and phone != user.phone_number:
         if (await session.exec(select(User).where(User.phone_number == phone))).first():
-            raise PhoneInUse()
+            raise PhoneAlreadyInUse()
         user.phone_number = phone
     if "password" in changes:
         user.hashed_password = await hash_password(changes["password"])
@@ -40,7 +44,7 @@ async def update_user(session: AsyncSession, state: AppState, user: User, data: 
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise EmailInUse("Email or phone number already in use") from exc
+        raise EmailAlreadyRegistered("Email or phone number already in use") from exc
     return user
 
 

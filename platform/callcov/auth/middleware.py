@@ -1,0 +1,111 @@
+"""The caller, read once at the edge: ``AuthenticationMiddleware`` keeps a ``Caller`` on every HTTP
+request (``scope["state"]``) for the rate limiter, the idempotency layer and the route dependencies.
+
+The credential is read from the headers and a JWT is verified here, once. The database lookup (one
+query: the API key joined to its user, or the JWT's user, plus the plan when per-plan rate limits are
+configured) runs at most once per request, in its own short session, when a layer first needs it:
+a public route or a rate-limited request never pays for it. A failed resolution is kept, and raised
+only where a route requires a principal (``callcov.auth.deps``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from callcov.auth.credentials import Credential, read_credential
+from callcov.auth.jwt import user_id_from_access_token
+from callcov.auth.principal import (
+    Principal,
+    Resolution,
+    not_authenticated,
+    resolve_api_key,
+    resolve_user,
+)
+from callcov.config import AuthSettings
+from callcov.errors import Unauthorized
+from callcov.state import state_of_app
+
+CALLER_KEY = "callcov.caller"
+
+
+class Caller:
+    """One request's credential: ``user_id`` is the verified JWT's user (None for an API key, no
+    credential, or a JWT that failed verification). ``resolution()`` looks it up, once."""
+
+    def __init__(
+        self,
+        credential: Credential | None,
+        auth: AuthSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        with_tier: bool,
+    ) -> None:
+        self.credential = credential
+        self._auth = auth
+        self._sessionmaker = sessionmaker
+        self._with_tier = with_tier
+        self._resolution: Resolution | None = None
+        self.user_id: uuid.UUID | None = None
+        self._jwt_error: Unauthorized | None = None
+        if credential is not None and credential.kind == "jwt":
+            try:
+                self.user_id = user_id_from_access_token(auth, credential.value)
+            except Unauthorized as exc:
+                self._jwt_error = exc
+
+    async def resolution(self) -> Resolution:
+        if self._resolution is None:
+            self._resolution = await self._resolve()
+        return self._resolution
+
+    async def principal(self) -> Principal:
+        """The principal, or the resolution's ``Unauthorized``."""
+        resolution = await self.resolution()
+        if resolution.principal is None:
+            raise resolution.error or Unauthorized("Could not validate credentials")
+        return resolution.principal
+
+    async def _resolve(self) -> Resolution:
+        if self.credential is None:
+            return not_authenticated()
+        if self._jwt_error is not None:
+            return Resolution(error=self._jwt_error)
+        async with self._sessionmaker() as session:
+            if self.user_id is not None:
+                return await resolve_user(session, self.user_id, with_tier=self._with_tier)
+            resolution = await resolve_api_key(
+                session, self._auth, self.credential.value, with_tier=self._with_tier
+            )
+            if session.dirty:  # last_used_at
+                await session.commit()
+            return resolution
+
+
+def caller_of(scope: Scope) -> Caller:
+    caller: Any = scope.get("state", {}).get(CALLER_KEY)
+    if not isinstance(caller, Caller):
+        raise RuntimeError("No caller on this request: is AuthenticationMiddleware installed?")
+    return caller
+
+
+class AuthenticationMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            state = state_of_app(scope["app"])
+            caller = Caller(
+                read_credential(Headers(scope=scope)),
+                state.settings.auth,
+                state.sessionmaker,
+                with_tier=state.settings.ratelimit.enabled and bool(state.settings.ratelimit.plans),
+            )
+            scope.setdefault("state", {})[CALLER_KEY] = caller
+        await self.app(scope, receive, send)
