@@ -49,6 +49,7 @@ QWEN_05B_GGUF = Asset(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
 
+
 class AssetError(RuntimeError):
     pass
 
