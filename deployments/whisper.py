@@ -27,9 +27,9 @@ from ray import serve
 from ray.serve import Application
 
 from callcov.analyses.storage import Storage, build_storage
-from callcov.analyses.transcript import Speaker, Transcript
 from callcov.config import get_settings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.transcript import Speaker, Transcript
 from deployments.diarization import DiarizationOptions, diarize
 from deployments.whisper_backends import (
     SAMPLE_RATE,

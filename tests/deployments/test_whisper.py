@@ -16,8 +16,8 @@ from conftest import S3_BUCKET, s3_server
 from speech import ACME_CALL, CallTruth, normalise, synthesize_call, write_wav
 
 from callcov.analyses.s3_storage import S3Storage
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import TranscriptionRequest
+from callcov.inference.transcript import Transcript
 from deployments.diarization import DiarizationOptions, cue_score, median_pitch, name_speakers, two_voices
 from deployments.whisper import AudioError, WhisperArgs, WhisperTranscriber, build_app
 from deployments.whisper_backends import SAMPLE_RATE, decode_channels, resolve_model
