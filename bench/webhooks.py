@@ -149,7 +149,7 @@ def main() -> None:
         environment="testing",
         db={"url": fresh_database()},
         auth={"jwt_secret": SECRET, "api_key_pepper": SECRET},
-        storage={"url_allow": ["127.0.0.0/8"]},
+        network={"url_allow": ["127.0.0.0/8"]},
     )
     run_migrations(settings)
     recorded, secret = asyncio.run(seed(settings, args.events))

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callcov.analyses.transcript import Speaker
+from callcov.inference.transcript import Speaker
 from deployments.whisper_decoding import SAMPLE_RATE, SpokenSegment, split_pieces
 
 PITCH_WEIGHT = 1.5

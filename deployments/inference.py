@@ -14,8 +14,8 @@ from ray.serve.exceptions import (
     RequestCancelledError,
 )
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.transcript import Transcript
 
 TRANSIENT = (
     BackPressureError,

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
-from callcov.analyses.transcript import Speaker, Transcript
 from callcov.config import get_settings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.transcript import Speaker, Transcript
 from callcov.storage.objects import Storage, build_storage
 from deployments.diarization import DiarizationOptions, diarize
 from deployments.whisper_decoding import (

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from callcov.analyses.transcript import Segment, Speaker, Word
+from callcov.inference.transcript import Segment, Speaker, Word
 from deployments.model_assets import WHISPER_BASE, ensure_asset, models_dir
 
 SAMPLE_RATE = 16_000

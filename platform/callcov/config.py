@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,9 +106,23 @@ class StorageSettings(BaseModel):
     # Request bodies bigger than this are spooled to disk instead of memory.
     spool_memory_bytes: int = 1024 * 1024
     download_timeout_s: float = 120.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_allow_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url_allow" in data:
+            raise ValueError("storage.url_allow is now network.url_allow (CALLCOV_NETWORK__URL_ALLOW)")
+        return data
+
+
+class NetworkSettings(BaseModel):
+    """Outbound requests to user-supplied URLs (audio_url downloads, webhook deliveries)."""
+
     # Networks that audio_url and webhook_url may reach although private (local development and
     # tests only), e.g. ["127.0.0.0/8"]. Empty in production.
     url_allow: list[str] = Field(default_factory=list)
+    # How long resolving a URL's host may take when it is checked at submission.
+    dns_timeout_s: float = 10.0
 
 
 class InferenceSettings(BaseModel):
@@ -191,6 +205,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

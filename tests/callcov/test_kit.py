@@ -82,6 +82,13 @@ class TestSettings:
         assert settings.ratelimit.default_per_window == 7
         assert settings.database_url == "postgresql+psycopg://u@h/db"
 
+    def test_url_allow_is_a_network_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CALLCOV_NETWORK__URL_ALLOW", '["127.0.0.0/8"]')
+        assert Settings().network.url_allow == ["127.0.0.0/8"]
+        monkeypatch.setenv("CALLCOV_STORAGE__URL_ALLOW", '["127.0.0.0/8"]')
+        with pytest.raises(ValueError, match="CALLCOV_NETWORK__URL_ALLOW"):  # the old name is not ignored
+            Settings()
+
     def test_embedded_default_is_sqlite(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
         settings = Settings(data_dir=tmp_path)
         assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/callcov.db"

@@ -15,9 +15,9 @@ from sqlmodel import select
 from test_submission import submit
 
 from callcov.analyses.pipeline import FAILED_MESSAGE, AnalysisPipeline, Inference
-from callcov.analyses.transcript import Segment, Transcript, Word
 from callcov.config import WorkerSettings
 from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.transcript import Segment, Transcript, Word
 from callcov.models import Analysis, Job
 from callcov.state import state_of_app
 from callcov.worker.runner import Runner

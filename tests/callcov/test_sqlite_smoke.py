@@ -50,7 +50,7 @@ async def test_webhook_delivery_on_sqlite(tmp_path: Path) -> None:
     from callcov.models import DisabledWebhookUrl
     from callcov.state import state_of_app
 
-    settings = sqlite_settings(tmp_path, storage={"url_allow": ["127.0.0.0/8"]})
+    settings = sqlite_settings(tmp_path, network={"url_allow": ["127.0.0.0/8"]})
     app = create_app(settings)
     hook = Receiver()
     async with running(app) as client:

@@ -12,14 +12,12 @@ from collections.abc import Callable
 import pytest
 from conftest import FakeDns
 
-from callcov.analyses.errors import InvalidAudioUrl
-from callcov.kit import ssrf
-from callcov.kit.ssrf import (
-    check_url,
-    is_public_address,
-    pinned_request,
-    resolve_checked,
-)
+from callcov.kit.network.client import pinned_request
+from callcov.kit.network.dns import ResolvedUrl, check_url, resolve_checked
+from callcov.kit.network.errors import HostNotResolved, UrlRefused
+from callcov.kit.network.policy import is_public_address
+from callcov.webhooks.errors import InvalidWebhookUrl
+from callcov.webhooks.sender import check_webhook_url
 
 LOOPBACK = ["127.0.0.1/32"]
 BODY = bytes(range(256)) * 40  # 10,240 bytes
@@ -127,11 +125,13 @@ def test_is_public_address_takes_ip_objects() -> None:
 )
 @pytest.mark.asyncio
 async def test_refused_addresses(url: str) -> None:
-    with pytest.raises(InvalidAudioUrl) as caught:
+    with pytest.raises(UrlRefused):
         await resolve_checked(url)
-    assert caught.value.code == "invalid_url" and caught.value.status_code == 400
-    with pytest.raises(InvalidAudioUrl):
+    with pytest.raises(UrlRefused):
         await check_url(url)
+    with pytest.raises(InvalidWebhookUrl) as caught:  # as the webhooks domain reports it
+        await check_webhook_url(url, allow=())
+    assert caught.value.code == "invalid_url" and caught.value.status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ async def test_refused_addresses(url: str) -> None:
 )
 @pytest.mark.asyncio
 async def test_malformed_urls(url: str, why: str) -> None:
-    with pytest.raises(InvalidAudioUrl) as caught:
+    with pytest.raises(UrlRefused) as caught:
         await resolve_checked(url)
     assert why in caught.value.message
 
@@ -176,7 +176,7 @@ async def test_allow_list_lets_loopback_through() -> None:
     assert set(resolved.addresses) <= {"127.0.0.1", "::1"}
     assert (await resolve_checked("http://2130706433/", allow=["127.0.0.0/8"])).addresses == ("127.0.0.1",)
     assert (await resolve_checked("http://[::ffff:127.0.0.1]/", allow=["127.0.0.0/8"])).addresses
-    with pytest.raises(InvalidAudioUrl):
+    with pytest.raises(UrlRefused):
         await resolve_checked("http://127.0.0.2/", allow=LOOPBACK)
     with pytest.raises(ValueError):
         await resolve_checked("http://127.0.0.1/", allow=["not-a-network"])
@@ -185,17 +185,17 @@ async def test_allow_list_lets_loopback_through() -> None:
 @pytest.mark.asyncio
 async def test_every_resolved_address_must_pass(fake_dns: Callable[..., FakeDns]) -> None:
     fake_dns({"mixed.example.test": ["8.8.8.8", "10.0.0.7"], "public.example.test": ["8.8.8.8", "1.1.1.1"]})
-    with pytest.raises(InvalidAudioUrl) as caught:
+    with pytest.raises(UrlRefused) as caught:
         await resolve_checked("http://mixed.example.test/")
     assert caught.value.details == {"host": "mixed.example.test"}
     resolved = await resolve_checked("http://public.example.test/")
     assert resolved.addresses == ("8.8.8.8", "1.1.1.1")
-    with pytest.raises(InvalidAudioUrl, match="could not be resolved"):
+    with pytest.raises(HostNotResolved, match="could not be resolved"):
         await resolve_checked("http://missing.example.test/")
 
 
 def test_pinned_request_keeps_the_name() -> None:
-    resolved = ssrf.ResolvedUrl(
+    resolved = ResolvedUrl(
         url="https://audio.example.com:8443/calls/1.mp3?sig=abc",
         scheme="https",
         host="audio.example.com",
@@ -207,7 +207,7 @@ def test_pinned_request_keeps_the_name() -> None:
     assert request.headers["host"] == "audio.example.com:8443"
     assert request.extensions["sni_hostname"] == "audio.example.com"
     v6 = pinned_request(
-        ssrf.ResolvedUrl("http://example.com/a", "http", "example.com", 80, ("2606:2800::1",)), "2606:2800::1"
+        ResolvedUrl("http://example.com/a", "http", "example.com", 80, ("2606:2800::1",)), "2606:2800::1"
     )
     assert str(v6.url) == "http://[2606:2800::1]/a"
     assert v6.headers["host"] == "example.com" and "sni_hostname" not in v6.extensions

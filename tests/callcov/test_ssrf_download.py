@@ -20,11 +20,8 @@ import pytest
 import pytest_asyncio
 from conftest import FakeDns
 
+from callcov.analyses.download import open_download, stream_download
 from callcov.analyses.errors import AudioDownloadFailed, FileTooLarge, InvalidAudioUrl
-from callcov.kit.ssrf import (
-    open_download,
-    stream_download,
-)
 
 LOOPBACK = ["127.0.0.1/32"]
 BODY = bytes(range(256)) * 40  # 10,240 bytes

@@ -233,7 +233,7 @@ class TestAudioUrl:
         self, app_factory, audio_server: str, signed_up: SignUp, client: httpx.AsyncClient
     ) -> None:  # type: ignore[no-untyped-def]
         key = await create_key(client, await signed_up(), "test")
-        async with app_factory(storage={"url_allow": ["127.0.0.1/32"]}) as allowed:
+        async with app_factory(network={"url_allow": ["127.0.0.1/32"]}) as allowed:
             r = await allowed.post(
                 "/api/v1/analysis",
                 json=form(audio_url=f"{audio_server}/call.wav"),

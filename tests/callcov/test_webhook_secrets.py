@@ -75,7 +75,7 @@ async def test_private_webhook_url_refused_at_submission_and_when_set(
 ) -> None:
     async with app_factory() as strict:  # no loopback allow-list: production rules
         state = state_of_app(strict._transport.app)  # type: ignore[attr-defined]
-        assert state.settings.storage.url_allow == []
+        assert state.settings.network.url_allow == []
         account = await sign_up(strict, strict._transport.app)  # type: ignore[attr-defined]
         key = await create_key(strict, account)
         for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://[::ffff:169.254.169.254]/"):

@@ -43,7 +43,7 @@ def settings_for(db_url: str, data_dir: Path) -> object:
     return make_settings(
         db_url,
         data_dir,
-        storage={"url_allow": ["127.0.0.0/8"]},
+        network={"url_allow": ["127.0.0.0/8"]},
         # The last wait is long only so that a Retry-After of a few seconds is within the cap.
         webhooks={"retry_schedule_s": [RETRY_S] * 6 + [5.0], "timeout_s": TIMEOUT_S},
     )

@@ -13,9 +13,9 @@ import pytest_asyncio
 from conftest import asgi_in_thread
 from speech import normalise, synthesize_call
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.openai_client import OpenAICompatibleClient
 from callcov.inference.ports import TranscriptionRequest
+from callcov.inference.transcript import Transcript
 from callcov.scoring.scorer import ScoringResult, score
 from deployments.llm_cpu import LlamaCppServer
 from deployments.whisper import WhisperTranscriber

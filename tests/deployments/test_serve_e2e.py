@@ -53,7 +53,7 @@ def service(
         CALLCOV_LOG_LEVEL="INFO",
         CALLCOV_WORKER__POLL_INTERVAL_S="1",
         CALLCOV_WORKER__LEASE_S="20",
-        CALLCOV_STORAGE__URL_ALLOW='["127.0.0.0/8"]',
+        CALLCOV_NETWORK__URL_ALLOW='["127.0.0.0/8"]',
     )
     yield env, free_port(), folder
 

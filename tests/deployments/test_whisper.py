@@ -15,8 +15,8 @@ import pytest
 from conftest import S3_BUCKET, s3_server
 from speech import ACME_CALL, CallTruth, normalise, synthesize_call, write_wav
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import TranscriptionRequest
+from callcov.inference.transcript import Transcript
 from callcov.storage.s3 import S3Storage
 from deployments.diarization import DiarizationOptions, cue_score, median_pitch, name_speakers, two_voices
 from deployments.whisper import AudioError, WhisperArgs, WhisperTranscriber, build_app

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from speech import ACME_CALL, CallTruth, normalise, synthesize_call
 
-from callcov.analyses.transcript import Transcript
+from callcov.inference.transcript import Transcript
 from deployments.whisper import WhisperTranscriber
 
 pytestmark = pytest.mark.gpu

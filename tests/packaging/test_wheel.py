@@ -19,7 +19,7 @@ from pathlib import Path
 import callcov
 from callcov.config import Settings
 from callcov.db import run_migrations
-from callcov.analyses.transcript import Transcript
+from callcov.inference.transcript import Transcript
 from callcov.scoring.rubric import load_rubric
 from callcov.scoring.scorer import score
 

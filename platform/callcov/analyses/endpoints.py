@@ -104,7 +104,8 @@ async def submit_analysis(
     state: StateDep,
 ) -> AnalysisPublic:
     """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
-    submission = await read_submission(request, state)
+    settings = state.settings
+    submission = await read_submission(request, state.storage, settings.storage, settings.network)
     try:
         analysis = await service.create_analysis(session, state, principal, submission)
     except BaseException:

@@ -39,15 +39,12 @@ class EmptyAudio(InvalidFileFormat):
 
 
 class InvalidAudioUrl(AppError):
-    """A URL that is not http(s), cannot be resolved, or resolves to a refused address."""
+    """An ``audio_url`` that is not http(s), cannot be resolved, or resolves to a refused address
+    (also after a redirect)."""
 
     status_code = 400
     code = "invalid_url"
     default_message = "The URL is not allowed"
-
-
-class HostNotResolved(InvalidAudioUrl):
-    """The URL's host did not resolve (now): for a webhook at send time, worth retrying."""
 
 
 class AudioDownloadFailed(AppError):

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import InferenceError, LLMClient, Transcriber, TranscriptionRequest
+from callcov.inference.transcript import Transcript
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric

@@ -15,15 +15,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from callcov.analyses.audio import AudioInfo, probe_audio_async
+from callcov.analyses.download import stream_download
 from callcov.analyses.errors import FileTooLarge
 from callcov.analyses.multipart import multipart_events
+from callcov.config import NetworkSettings, StorageSettings
 from callcov.errors import BadRequest
-from callcov.kit import ssrf
 from callcov.kit.metadata import validate_metadata
 from callcov.kit.text import SafeStr
 from callcov.scoring.rubric import RubricNotFound, load_rubric
-from callcov.state import AppState
-from callcov.storage.objects import StoredAudio
+from callcov.storage.objects import Storage, StoredAudio
+from callcov.webhooks.sender import check_webhook_url
 
 # Room for the form fields and part headers around an upload of the maximum size.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -97,10 +98,13 @@ def _form_value(name: str, value: str) -> Any:
     return value or None
 
 
-async def read_submission(request: Request, state: AppState) -> Submission:
-    """Parse, store and probe; on any failure the stored audio is removed again."""
+async def read_submission(
+    request: Request, storage: Storage, limits: StorageSettings, network: NetworkSettings
+) -> Submission:
+    """Parse, store and probe; on any failure the stored audio is removed again. ``limits`` gives the
+    upload size and download time limits, ``network`` the URL allow-list."""
     content_type = request.headers.get("content-type", "")
-    limit = state.settings.storage.max_upload_bytes
+    limit = limits.max_upload_bytes
     key = uuid.uuid4().hex
     stored: StoredAudio | None = None
     declared = request.headers.get("content-length", "")
@@ -108,39 +112,40 @@ async def read_submission(request: Request, state: AppState) -> Submission:
         raise FileTooLarge(max_size_bytes=limit)
     try:
         if content_type.startswith("multipart/form-data"):
-            fields, stored = await _read_form(request, state, key, content_type)
+            fields, stored = await _read_form(request, storage, limit, key, content_type)
         elif content_type.startswith("application/json") or not content_type:
             fields = await _json_fields(request)
         else:
             raise SubmissionInvalid("Send multipart/form-data (audio_file) or application/json (audio_url)")
         if (stored is None) == (fields.audio_url is None):
             raise SubmissionInvalid("Send exactly one of audio_file and audio_url")
-        allow = state.settings.storage.url_allow
         if fields.webhook_url:
-            await ssrf.check_url(fields.webhook_url, allow=allow)
+            await check_webhook_url(
+                fields.webhook_url, allow=network.url_allow, timeout_s=network.dns_timeout_s
+            )
         if stored is None:
-            stored = await state.storage.save(key, _download(state, fields.audio_url or ""), max_bytes=limit)
-        info = await probe_audio_async(state.storage.path_of(stored.uri))
+            audio = _download(fields.audio_url or "", limits, network)
+            stored = await storage.save(key, audio, max_bytes=limit)
+        info = await probe_audio_async(storage.path_of(stored.uri))
         return Submission(fields=fields, audio=stored, info=info)
     except BaseException:
         if stored is not None:
-            await state.storage.delete(stored.uri)
+            await storage.delete(stored.uri)
         raise
 
 
-async def _download(state: AppState, url: str) -> AsyncIterator[bytes]:
-    settings = state.settings.storage
-    async for chunk in ssrf.stream_download(
+async def _download(url: str, limits: StorageSettings, network: NetworkSettings) -> AsyncIterator[bytes]:
+    async for chunk in stream_download(
         url,
-        allow=settings.url_allow,
-        max_bytes=settings.max_upload_bytes,
-        timeout_s=settings.download_timeout_s,
+        allow=network.url_allow,
+        max_bytes=limits.max_upload_bytes,
+        timeout_s=limits.download_timeout_s,
     ):
         yield chunk
 
 
 async def _read_form(
-    request: Request, state: AppState, key: str, content_type: str
+    request: Request, storage: Storage, max_bytes: int, key: str, content_type: str
 ) -> tuple[SubmissionFields, StoredAudio | None]:
     raw: dict[str, Any] = {}
     stored: StoredAudio | None = None
@@ -149,9 +154,7 @@ async def _read_form(
         if event.kind == "field":
             raw[event.name] = _form_value(event.name, event.value)
         elif event.kind == "file_start" and event.name == "audio_file" and stored is None:
-            stored = await state.storage.save(
-                key, _file_data(events), max_bytes=state.settings.storage.max_upload_bytes
-            )
+            stored = await storage.save(key, _file_data(events), max_bytes=max_bytes)
         elif event.kind == "file_start":
             async for _ in _file_data(events):  # an unexpected file part: read past it
                 pass
@@ -159,7 +162,7 @@ async def _read_form(
         return _validated(raw, "body"), stored
     except Exception:
         if stored is not None:
-            await state.storage.delete(stored.uri)
+            await storage.delete(stored.uri)
         raise
 
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from callcov.analyses.transcript import Transcript
+from callcov.inference.transcript import Transcript
 
 
 class TranscriptionRequest(BaseModel):

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from callcov.analyses.transcript import Segment, Transcript
+from callcov.inference.transcript import Segment, Transcript
 from callcov.scoring.text import SegmentText, Span, norm_pieces, segment_text
 
 MAX_QUOTE_CHARS = 500

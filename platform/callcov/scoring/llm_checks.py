@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 
-from callcov.analyses.transcript import ROLE_LABELS
 from callcov.inference.ports import ChatMessage, LLMClient, LLMOutputInvalid, LLMRequestRejected
+from callcov.inference.transcript import ROLE_LABELS
 from callcov.scoring.rubric import Rubric, load_prompt
 from callcov.scoring.view import CallView
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import LLMClient
+from callcov.inference.transcript import Transcript
 from callcov.scoring import judgement, rules, sensitive, timing
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, JUDGEMENT_KEYS, LLMOutcome, LLMStatus, ask_llm
 from callcov.scoring.rubric import Rubric, load_rubric

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from callcov.analyses.transcript import Segment
+from callcov.inference.transcript import Segment
 
 WORD_SPLIT = re.compile(r"[\s\-\u2010-\u2015/]+")
 _DROP = re.compile(r"[^\w]+|_")

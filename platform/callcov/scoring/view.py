@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from callcov.analyses.transcript import Segment, Transcript
+from callcov.inference.transcript import Segment, Transcript
 from callcov.scoring.rubric import Rubric, compile_pattern
 from callcov.scoring.text import SegmentText, Span, find_matches, segment_text
 

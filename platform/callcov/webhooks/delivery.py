@@ -95,7 +95,7 @@ class WebhookDelivery:
             event.url,
             body.encode(),
             signed_headers(event, body, secrets, utcnow()),
-            allow=self.settings.storage.url_allow,
+            allow=self.settings.network.url_allow,
             timeout_s=options.timeout_s,
             excerpt_chars=options.response_excerpt_chars,
         )

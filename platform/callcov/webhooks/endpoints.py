@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 
 from callcov.analyses import repository
 from callcov.analyses.endpoints import AnalysisNotFound
-from callcov.analyses.errors import InvalidAudioUrl
 from callcov.analyses.schemas import AnalysisPublic
 from callcov.analyses.service import wake_dispatcher
 from callcov.auth.deps import AnyPrincipal, JwtUser
@@ -18,6 +17,7 @@ from callcov.errors import Forbidden, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.state import StateDep
 from callcov.webhooks import secret_store, service
+from callcov.webhooks.errors import InvalidWebhookUrl
 from callcov.webhooks.schemas import SetWebhookRequest, WebhookDeliveryPublic, WebhookSecretPublic
 
 Mode = Annotated[Literal["live", "test"], Query(description="Which mode's secret: live (default) or test.")]
@@ -56,7 +56,7 @@ analysis_router = APIRouter(
 )
 
 
-@analysis_router.post("/{analysis_id}/webhook", responses={400: InvalidAudioUrl.schema()})
+@analysis_router.post("/{analysis_id}/webhook", responses={400: InvalidWebhookUrl.schema()})
 async def set_webhook(
     analysis_id: uuid.UUID,
     data: SetWebhookRequest,

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from callcov.analyses.errors import HostNotResolved, InvalidAudioUrl
-from callcov.kit import ssrf
+from callcov.kit.network.client import open_pinned
+from callcov.kit.network.dns import DEFAULT_DNS_TIMEOUT_S, ResolvedUrl, check_url, resolve_checked
+from callcov.kit.network.errors import HostNotResolved, UrlRefused
+from callcov.webhooks.errors import InvalidWebhookUrl
 
 EXCERPT_BYTES = 8192
 
@@ -34,6 +36,19 @@ class SendResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+async def check_webhook_url(
+    url: str, *, allow: Sequence[str], timeout_s: float = DEFAULT_DNS_TIMEOUT_S
+) -> None:
+    """Check a ``webhook_url`` given now (at submission, or when it is set): InvalidWebhookUrl unless
+    it is http(s) and every address it resolves to is allowed. :func:`post` checks it again."""
+    try:
+        await check_url(url, allow=allow, timeout_s=timeout_s)
+    except UrlRefused as exc:
+        raise InvalidWebhookUrl(
+            f"The webhook_url is not allowed: {exc.message}", details=exc.details
+        ) from exc
+
+
 async def _read_excerpt(response: httpx.Response, max_chars: int) -> str:
     received = bytearray()
     async for chunk in response.aiter_bytes():
@@ -49,11 +64,9 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 async def _send(
-    resolved: ssrf.ResolvedUrl, body: bytes, headers: Mapping[str, str], deadline: float, max_chars: int
+    resolved: ResolvedUrl, body: bytes, headers: Mapping[str, str], deadline: float, max_chars: int
 ) -> SendResult:
-    client, response = await ssrf.open_pinned(
-        resolved, deadline, method="POST", content=body, headers=headers
-    )
+    client, response = await open_pinned(resolved, deadline, method="POST", content=body, headers=headers)
     try:
         excerpt = await _read_excerpt(response, max_chars)
     finally:
@@ -80,11 +93,11 @@ async def post(
 
     try:
         async with asyncio.timeout_at(deadline):
-            resolved = await ssrf.resolve_checked(url, allow=allow, timeout_s=timeout_s)
+            resolved = await resolve_checked(url, allow=allow, timeout_s=timeout_s)
             result = await _send(resolved, body, headers, deadline, excerpt_chars)
     except HostNotResolved as exc:
         return SendResult(None, elapsed_ms(), error=exc.message)
-    except InvalidAudioUrl as exc:
+    except UrlRefused as exc:
         return SendResult(None, elapsed_ms(), error=f"Refused: {exc.message}", refused=True)
     except (TimeoutError, httpx.TimeoutException):
         return SendResult(None, elapsed_ms(), error=f"No response within {timeout_s:g} s")

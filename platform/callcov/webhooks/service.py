@@ -8,11 +8,11 @@ from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.kit import ssrf
 from callcov.kit.pagination import PageParams
 from callcov.models import Analysis, DisabledWebhookUrl, WebhookAttempt, WebhookEvent
 from callcov.state import AppState
 from callcov.webhooks import events
+from callcov.webhooks.sender import check_webhook_url
 
 
 async def set_webhook_url(
@@ -20,7 +20,8 @@ async def set_webhook_url(
 ) -> WebhookEvent | None:
     """Replace the URL (checked like at submission). Setting a URL again re-enables it after a 410.
     Undelivered events of the analysis end; a finished analysis gets a new event for the new URL."""
-    await ssrf.check_url(url, allow=state.settings.storage.url_allow)
+    network = state.settings.network
+    await check_webhook_url(url, allow=network.url_allow, timeout_s=network.dns_timeout_s)
     await session.exec(
         delete(DisabledWebhookUrl).where(
             col(DisabledWebhookUrl.user_id) == analysis.user_id, col(DisabledWebhookUrl.url) == url

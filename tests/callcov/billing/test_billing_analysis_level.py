@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from callcov.analyses.pipeline import AnalysisPipeline, Inference
-from callcov.analyses.transcript import Segment, Transcript
 from callcov.inference.ports import TranscriptionRequest
+from callcov.inference.transcript import Segment, Transcript
 from callcov.models import Job
 from callcov.scoring.scorer import NOT_IN_LEVEL
 from callcov.state import state_of_app

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callcov.analyses.transcript import Segment, Transcript, Word
 from callcov.inference.ports import ChatMessage
+from callcov.inference.transcript import Segment, Transcript, Word
 
 WORD_S = 0.3  # each word lasts 0.3 s, followed by a 0.05 s pause
 STEP_S = 0.35

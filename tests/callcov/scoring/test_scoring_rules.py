@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from scoring_factory import call, compliant_call, seg
 
-from callcov.analyses.transcript import Transcript
+from callcov.inference.transcript import Transcript
 from callcov.scoring import load_rubric
 from callcov.scoring.scorer import compliance_section
 from callcov.scoring.view import build_view

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from scoring_factory import ScriptedLLM, call, compliant_call, good_answer, seg
 
-from callcov.analyses.transcript import Transcript
 from callcov.inference.ports import InferenceError, LLMOutputInvalid
+from callcov.inference.transcript import Transcript
 from callcov.scoring import ScoringResult, score, verify_evidence
 
 pytestmark = pytest.mark.asyncio

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from scoring_factory import call, seg
 
-from callcov.analyses.transcript import Transcript
+from callcov.inference.transcript import Transcript
 from callcov.scoring import load_rubric
 from callcov.scoring.sensitive import luhn_valid, redact, sensitive_data
 from callcov.scoring.timing import interruptions, talk_metrics
