@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from callcov import __version__
+from callcov.analyses.openapi import register_webhook_docs
 from callcov.analyses.storage import build_storage
 from callcov.api import API_PREFIX, build_api_router
 from callcov.config import Settings, get_settings
@@ -22,7 +23,7 @@ from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, Tra
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
-from callcov.webhooks.openapi import register_webhook_docs
+from callcov.worker.wake import build_waker
 
 DESCRIPTION = (
     "CallCov scores call recordings for compliance and quality. Authenticate with an API key "
@@ -51,6 +52,7 @@ def _build_state(settings: Settings) -> AppState:
         limiter=limiter,
         email_sender=build_sender(settings.email),
         storage=build_storage(settings),
+        waker=build_waker(redis, settings.redis),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from callcov.errors import AppError
+from callcov.errors import AppError, NotFound
 
 
 class InvalidFileFormat(AppError):
@@ -77,3 +77,7 @@ class AudioDownloadFailed(AppError):
     status_code = 400
     code = "audio_download_failed"
     default_message = "The audio could not be downloaded from audio_url"
+
+
+class AnalysisNotFound(NotFound):
+    default_message = "Analysis not found"

@@ -26,12 +26,11 @@ from billing_support import (
     subscription_row,
     update_subscription,
 )
-from conftest import free_port
+from conftest import free_port, job_runners
 from fastapi import FastAPI
 from sqlmodel import func, select
 
-from callcov.billing.jobs import billing_handlers
-from callcov.billing.webhook import STRIPE_EVENT_JOB
+from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.kit.time import utcnow
 from callcov.models import BillingEvent, Invoice, Job
 from callcov.state import state_of_app
@@ -194,7 +193,7 @@ class TestOnce:
             jobs = (await session.exec(select(Job).where(Job.kind == STRIPE_EVENT_JOB))).all()
         mine = [j for j in jobs if j.payload["event_id"] == str(event.id)]
         assert len(mine) == 1
-        handler = billing_handlers(state.sessionmaker, state.settings.billing)[STRIPE_EVENT_JOB]
+        handler = job_runners(app)["billing"].handlers[STRIPE_EVENT_JOB]
         await handler(mine[0])
         assert (await subscription_row(app, user_id)).status == "past_due"
         await update_subscription(app, user_id, status="active")
