@@ -24,6 +24,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlmodel import col, func, select
 
 from callcov.config import Settings
@@ -32,6 +33,7 @@ from callcov.jobs import build_job_runners
 from callcov.main import create_app
 from callcov.models import EmailMessage
 from callcov.state import state_of_app
+from callcov.worker.wake import WAKE_CHANNEL
 from callcov.worker.wiring import Runners
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,6 +164,25 @@ def job_runners(
     return build_job_runners(
         state.sessionmaker, settings, transcriber=transcriber or NoTranscriber(), llm=None
     )
+
+
+@asynccontextmanager
+async def wake_ups(app: FastAPI) -> AsyncIterator[Callable[[int], Awaitable[list[str]]]]:
+    """Subscribe to the app's wake-up channel; yields ``read(n)``: the next n job kinds published."""
+    settings = state_of_app(app).settings.redis
+    async with Redis.from_url(settings.url) as redis, redis.pubsub() as pubsub:
+        await pubsub.subscribe(settings.key_prefix + WAKE_CHANNEL)
+
+        async def read(n: int) -> list[str]:
+            kinds: list[str] = []
+            async with asyncio.timeout(10):
+                while len(kinds) < n:  # None: nothing yet, or the subscription's confirmation
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        kinds.append(message["data"].decode())
+            return kinds
+
+        yield read
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from billing_support import (
     subscription_row,
     update_subscription,
 )
-from conftest import free_port, job_runners
+from conftest import free_port, job_runners, wake_ups
 from fastapi import FastAPI
 from sqlmodel import func, select
 
@@ -117,6 +117,17 @@ class TestSignature:
         assert (row.tier, row.status, row.stripe_event_at) == ("growth", "active", start)
         body = (await client.get("/api/v1/billing/subscription", headers=headers)).json()
         assert body["current_period_start"] == start and body["minutes_included"] == 5000
+
+    async def test_a_stored_event_wakes_the_billing_runner(
+        self, hook_app: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, client = hook_app
+        _, _, customer, sub_id = await stripe_account(app, client)
+        obj = subscription_object(sub_id, customer, "callcov_growth_monthly", int(time.time()))
+        async with wake_ups(app) as read:
+            r = await post_event(client, stripe_event("customer.subscription.updated", obj, created=1))
+            assert r.status_code == 200, r.text
+            assert await read(1) == [STRIPE_EVENT_JOB]  # the kind, so the billing runner wakes
 
     async def test_bad_signatures_are_refused_and_nothing_is_stored(
         self, hook_app: tuple[FastAPI, httpx.AsyncClient]
