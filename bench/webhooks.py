@@ -27,12 +27,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingress import BIN, SECRET, fresh_database, write_section  # noqa: E402
 
-from callcov.config import Settings, WorkerSettings  # noqa: E402
+from callcov.analyses import events as analysis_events  # noqa: E402
+from callcov.config import Settings  # noqa: E402
 from callcov.db import create_engine, create_sessionmaker, run_migrations  # noqa: E402
+from callcov.jobs import build_job_runners  # noqa: E402
 from callcov.models import Analysis, User  # noqa: E402
 from callcov.webhooks import events, secret_store  # noqa: E402
-from callcov.webhooks.delivery import WebhookDelivery, signed_headers  # noqa: E402
-from callcov.worker.runner import Runner  # noqa: E402
+from callcov.webhooks.delivery import signed_headers  # noqa: E402
 
 MARKS = ("<!-- webhooks:begin -->", "<!-- webhooks:end -->")
 SINK_PORT = 8767
@@ -78,20 +79,27 @@ async def seed(settings: Settings, n: int) -> tuple[list, str]:
             )  # fmt: skip
             session.add(analysis)
             await session.flush()
-            recorded.append(events.record(session, analysis))
+            recorded.append(analysis_events.record(session, analysis))
         await session.commit()
     return recorded, secret
 
 
+class NoTranscriber:
+    async def transcribe(self, request: object) -> object:
+        raise AssertionError("the webhook bench runs no analysis job")
+
+
 async def platform_run(settings: Settings, loops: int, concurrency: int, n: int) -> float:
     sessionmaker = create_sessionmaker(create_engine(settings))
-    delivery = WebhookDelivery(sessionmaker, settings)
+    settings = settings.model_copy(
+        update={
+            "worker": settings.worker.model_copy(update={"lease_s": 60}),
+            "webhooks": settings.webhooks.model_copy(update={"concurrency": concurrency}),
+        }
+    )
+    # The dispatcher's delivery loop as production builds it, once per simulated replica.
     runners = [
-        Runner(
-            sessionmaker,
-            WorkerSettings(concurrency=concurrency, lease_s=60),
-            {events.WEBHOOK_JOB: delivery.handle},
-        )
+        build_job_runners(sessionmaker, settings, transcriber=NoTranscriber(), llm=None)["webhooks"]
         for _ in range(loops)
     ]
     started = time.perf_counter()

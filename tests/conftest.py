@@ -24,13 +24,17 @@ import psycopg
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlmodel import col, func, select
 
 from callcov.config import Settings
 from callcov.db import run_migrations
+from callcov.jobs import build_job_runners
 from callcov.main import create_app
 from callcov.models import EmailMessage
 from callcov.state import state_of_app
+from callcov.worker.wake import WAKE_CHANNEL
+from callcov.worker.wiring import Runners
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -132,6 +136,53 @@ async def app(settings_factory: Callable[..., Settings]) -> AsyncIterator[FastAP
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as c:
         yield c
+
+
+class NoTranscriber:
+    """The transcriber of runners whose test runs no analysis job."""
+
+    async def transcribe(self, request: Any) -> Any:
+        raise AssertionError("this test runs no transcription")
+
+
+def job_runners(
+    app: FastAPI,
+    transcriber: Any = None,
+    *,
+    worker: dict[str, Any] | None = None,
+    webhooks: dict[str, Any] | None = None,
+) -> Runners:
+    """The dispatcher's runners as production builds them (``callcov.jobs``), over the app's database,
+    with a test double of the transcriber, no LLM, and ``worker``/``webhooks`` settings overrides."""
+    state = state_of_app(app)
+    settings = state.settings.model_copy(
+        update={
+            "worker": state.settings.worker.model_copy(update=worker or {}),
+            "webhooks": state.settings.webhooks.model_copy(update=webhooks or {}),
+        }
+    )
+    return build_job_runners(
+        state.sessionmaker, settings, transcriber=transcriber or NoTranscriber(), llm=None
+    )
+
+
+@asynccontextmanager
+async def wake_ups(app: FastAPI) -> AsyncIterator[Callable[[int], Awaitable[list[str]]]]:
+    """Subscribe to the app's wake-up channel; yields ``read(n)``: the next n job kinds published."""
+    settings = state_of_app(app).settings.redis
+    async with Redis.from_url(settings.url) as redis, redis.pubsub() as pubsub:
+        await pubsub.subscribe(settings.key_prefix + WAKE_CHANNEL)
+
+        async def read(n: int) -> list[str]:
+            kinds: list[str] = []
+            async with asyncio.timeout(10):
+                while len(kinds) < n:  # None: nothing yet, or the subscription's confirmation
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        kinds.append(message["data"].decode())
+            return kinds
+
+        yield read
 
 
 def free_port() -> int:

@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from callcov.analyses.endpoints import calls_router
 from callcov.analyses.endpoints import router as analyses_router
+from callcov.analyses.webhook_endpoints import router as analysis_webhook_router
 from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
 from callcov.billing.endpoints import router as billing_router
 from callcov.users.endpoints import router as users_router
-from callcov.webhooks.endpoints import analysis_router as analysis_webhook_router
 from callcov.webhooks.endpoints import secret_router as webhook_secret_router
 
 API_PREFIX = "/api/v1"

@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from callcov import __version__
+from callcov.analyses.openapi import register_webhook_docs
 from callcov.api import API_PREFIX, build_api_router
 from callcov.auth.middleware import AuthenticationMiddleware
 from callcov.config import Settings, get_settings
@@ -40,7 +41,7 @@ from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateL
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
 from callcov.storage.objects import build_storage
-from callcov.webhooks.openapi import register_webhook_docs
+from callcov.worker.wake import build_waker
 
 DESCRIPTION = (
     "CallCov scores call recordings for compliance and quality. Authenticate with an API key "
@@ -69,6 +70,7 @@ def _build_state(settings: Settings) -> AppState:
         limiter=limiter,
         email_sender=build_sender(settings.email),
         storage=build_storage(settings),
+        waker=build_waker(redis, settings.redis),
     )
 
 

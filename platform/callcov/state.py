@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import Settings
+from callcov.worker.wake import Waker
 
 if TYPE_CHECKING:
     from callcov.emails.sender import EmailSender
@@ -26,6 +27,7 @@ class AppState:
     limiter: RateLimiter
     email_sender: EmailSender
     storage: Storage
+    waker: Waker  # wakes the dispatcher's runner of a job kind after a commit
 
 
 def state_of_app(app: Any) -> AppState:

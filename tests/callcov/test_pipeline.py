@@ -8,14 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SignUp, create_key
+from conftest import SignUp, create_key, job_runners
 from fastapi import FastAPI
 from sqlalchemy import update
 from sqlmodel import select
 from test_submission import submit
 
-from callcov.analyses.pipeline import FAILED_MESSAGE, AnalysisPipeline, Inference
-from callcov.config import WorkerSettings
+from callcov.analyses.pipeline import FAILED_MESSAGE
 from callcov.inference.ports import InferenceError, TranscriptionRequest
 from callcov.inference.transcript import Segment, Transcript, Word
 from callcov.models import Analysis, Job
@@ -71,10 +70,8 @@ class FakeTranscriber:
 
 
 def runner_for(app: FastAPI, transcriber: FakeTranscriber, **worker: float) -> Runner:
-    state = state_of_app(app)
-    pipeline = AnalysisPipeline(state.sessionmaker, Inference(transcriber, llm=None), state.storage.fetch)
-    settings = WorkerSettings(**{"concurrency": 2, "lease_s": 30, **worker})
-    return Runner(state.sessionmaker, settings, {"analysis": pipeline.handle}, on_give_up=pipeline.give_up)
+    """The production analysis runner (``callcov.jobs``) with a test double of the transcriber."""
+    return job_runners(app, transcriber, worker={"concurrency": 2, "lease_s": 30, **worker})["analysis"]
 
 
 async def submitted(client: httpx.AsyncClient, signed_up: SignUp) -> tuple[str, str]:
@@ -111,10 +108,8 @@ async def test_completes_once(client: httpx.AsyncClient, app: FastAPI, signed_up
     # Running the job again (a duplicate after a crash) changes nothing.
     async with state_of_app(app).sessionmaker() as session:
         row = await session.get(Analysis, uuid.UUID(analysis_id))
-    pipeline = AnalysisPipeline(
-        state_of_app(app).sessionmaker, Inference(transcriber, None), state_of_app(app).storage.fetch
-    )
-    await pipeline.handle(await job_of(app, analysis_id))
+    handle = runner_for(app, transcriber).handlers["analysis"]
+    await handle(await job_of(app, analysis_id))
     async with state_of_app(app).sessionmaker() as session:
         again = await session.get(Analysis, uuid.UUID(analysis_id))
     assert row is not None and again is not None and again.completed_at == row.completed_at

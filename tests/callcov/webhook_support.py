@@ -14,19 +14,25 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from conftest import Account, asgi_client, asgi_in_thread, create_key, fresh_database, make_settings, sign_up
+from conftest import (
+    Account,
+    asgi_client,
+    asgi_in_thread,
+    create_key,
+    fresh_database,
+    job_runners,
+    make_settings,
+    sign_up,
+)
 from fastapi import FastAPI
 from sqlmodel import col, select
 from test_pipeline import FakeTranscriber, runner_for
 from test_submission import submit
 from webhook_receiver import Receiver
 
-from callcov.config import WorkerSettings
 from callcov.main import create_app
 from callcov.models import WebhookEvent
 from callcov.state import state_of_app
-from callcov.webhooks.delivery import WebhookDelivery
-from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker.runner import Runner
 
 RETRY_S = 0.3
@@ -70,14 +76,9 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 
 def webhook_runner(app: FastAPI, concurrency: int = 8) -> Runner:
-    state = state_of_app(app)
-    delivery = WebhookDelivery(state.sessionmaker, state.settings)
-    return Runner(
-        state.sessionmaker,
-        WorkerSettings(concurrency=concurrency, lease_s=30),
-        {WEBHOOK_JOB: delivery.handle},
-        on_give_up=delivery.give_up,
-    )
+    """The production delivery runner (``callcov.jobs``)."""
+    runners = job_runners(app, worker={"lease_s": 30}, webhooks={"concurrency": concurrency})
+    return runners["webhooks"]
 
 
 async def pump(runner: Runner, until: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:

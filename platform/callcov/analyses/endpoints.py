@@ -8,22 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from callcov.analyses import repository, service
-from callcov.analyses.errors import FileTooLarge, InvalidFileFormat
+from callcov.analyses.errors import AnalysisNotFound, FileTooLarge, InvalidFileFormat
 from callcov.analyses.schemas import AnalysisPublic, Status
 from callcov.analyses.submission import SubmissionFields, read_submission
 from callcov.auth.deps import AnyPrincipal
 from callcov.billing.errors import UsageLimitExceeded
 from callcov.db import SessionDep
-from callcov.errors import ErrorBody, NotFound, Unauthorized
+from callcov.errors import ErrorBody, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.kit.text import SafeStr
 from callcov.state import StateDep
 
 router = APIRouter(prefix="/analysis", tags=["analysis"], responses={401: Unauthorized.schema()})
-
-
-class AnalysisNotFound(NotFound):
-    default_message = "Analysis not found"
 
 
 @router.get("")
@@ -107,7 +103,14 @@ async def submit_analysis(
     settings = state.settings
     submission = await read_submission(request, state.storage, settings.storage, settings.network)
     try:
-        analysis = await service.create_analysis(session, state, principal, submission)
+        analysis = await service.create_analysis(
+            session,
+            principal,
+            submission,
+            max_attempts=state.settings.worker.max_attempts,
+            billing_max_attempts=state.settings.billing.job_max_attempts,
+            waker=state.waker,
+        )
     except BaseException:
         await state.storage.delete(submission.audio.uri)
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from callcov.errors import AppError
+from callcov.errors import AppError, NotFound
 from callcov.errors import FileTooLarge as FileTooLarge  # a core error (storage raises it), listed here too
 
 
@@ -53,3 +53,7 @@ class AudioDownloadFailed(AppError):
     status_code = 400
     code = "audio_download_failed"
     default_message = "The audio could not be downloaded from audio_url"
+
+
+class AnalysisNotFound(NotFound):
+    default_message = "Analysis not found"

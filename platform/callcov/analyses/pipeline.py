@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.analyses import events
 from callcov.inference.ports import InferenceError, LLMClient, Transcriber, TranscriptionRequest
 from callcov.inference.transcript import Transcript
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
-from callcov.webhooks import events as webhook_events
 from callcov.worker.runner import PermanentError, RetryableError, payload_id
 
 logger = logging.getLogger("callcov.pipeline")
@@ -133,7 +133,7 @@ class AnalysisPipeline:
     async def _finished(self, session: AsyncSession, analysis_id: uuid.UUID) -> None:
         """Write the webhook event (outbox) in the transaction of the terminal state, and commit."""
         analysis = await session.get(Analysis, analysis_id, populate_existing=True)
-        event = webhook_events.record(session, analysis) if analysis is not None else None
+        event = events.record(session, analysis) if analysis is not None else None
         await session.commit()
         if event is not None and self.on_event is not None:
             self.on_event()

@@ -1,27 +1,32 @@
-"""Creating an analysis: the row, its job and (live mode) its usage, in one transaction."""
+"""Creating an analysis (the row, its job and, in live mode, its usage, in one transaction) and
+pointing its webhook at a new URL."""
 
 from __future__ import annotations
 
-import logging
-
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.analyses import events
 from callcov.analyses.submission import Submission
 from callcov.auth.principal import Principal
 from callcov.billing import metering
-from callcov.db import after_commit
-from callcov.models import Analysis
-from callcov.state import AppState
+from callcov.config import NetworkSettings
+from callcov.models import Analysis, WebhookEvent
+from callcov.webhooks import service as webhooks
+from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker import queue
-
-logger = logging.getLogger("callcov.analyses")
+from callcov.worker.wake import Waker, wake_after_commit
 
 ANALYSIS_JOB = "analysis"
-WAKE_CHANNEL = "jobs"
 
 
 async def create_analysis(
-    session: AsyncSession, state: AppState, principal: Principal, submission: Submission
+    session: AsyncSession,
+    principal: Principal,
+    submission: Submission,
+    *,
+    max_attempts: int,
+    billing_max_attempts: int,
+    waker: Waker,
 ) -> Analysis:
     fields, info, audio = submission.fields, submission.info, submission.audio
     metered = await metering.check(session, principal, info.duration_s / 60)  # 402 before any work
@@ -47,24 +52,27 @@ async def create_analysis(
     )
     session.add(analysis)
     await session.flush()
-    job = queue.enqueue(
-        session,
-        ANALYSIS_JOB,
-        {"analysis_id": str(analysis.id)},
-        max_attempts=state.settings.worker.max_attempts,
-    )
-    metering.record(
-        session, principal, analysis, job, metered, max_attempts=state.settings.billing.job_max_attempts
-    )
-    after_commit(session, lambda: wake_dispatcher(state))
+    job = queue.enqueue(session, ANALYSIS_JOB, {"analysis_id": str(analysis.id)}, max_attempts=max_attempts)
+    report = metering.record(session, principal, analysis, job, metered, max_attempts=billing_max_attempts)
+    wake_after_commit(session, waker, job.kind, *([report.kind] if report is not None else []))
     return analysis
 
 
-async def wake_dispatcher(state: AppState) -> None:
-    """Tell the dispatcher there is work now (it polls anyway: losing this loses nothing)."""
-    if state.redis is None:
-        return
-    try:
-        await state.redis.publish(state.settings.redis.key_prefix + WAKE_CHANNEL, ANALYSIS_JOB)
-    except Exception as exc:
-        logger.warning("could not wake the dispatcher: %s", exc)
+async def set_webhook_url(
+    session: AsyncSession, analysis: Analysis, url: str, *, network: NetworkSettings, waker: Waker
+) -> WebhookEvent | None:
+    """Replace the URL (checked like at submission; setting it again re-enables it after a 410).
+    Undelivered events of the analysis end; a finished analysis gets a new event for the new URL."""
+    analysis.webhook_url = url  # written only if the URL passes the check (else the request rolls back)
+    session.add(analysis)
+    event = await webhooks.set_webhook_url(
+        session,
+        account_id=analysis.user_id,
+        subject_id=analysis.id,
+        url=url,
+        network=network,
+        event=events.new_event(analysis),
+    )
+    if event is not None:
+        wake_after_commit(session, waker, WEBHOOK_JOB)
+    return event

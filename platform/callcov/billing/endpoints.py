@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 
 from callcov.auth.deps import AnyPrincipal, JwtUser
 from callcov.auth.principal import Principal
-from callcov.billing import changes, service, webhook
+from callcov.billing import changes, service
 from callcov.billing.errors import (
     BillingProviderUnavailable,
     InvalidStripeSignature,
@@ -33,6 +33,7 @@ from callcov.billing.schemas import (
     Usage,
     WebhookReceipt,
 )
+from callcov.billing.stripe_webhook import receive as receive_stripe_event
 from callcov.db import SessionDep
 from callcov.errors import Forbidden, Unauthorized
 from callcov.kit.pagination import Page, PageDep
@@ -160,4 +161,6 @@ async def stripe_webhook(
 ) -> WebhookReceipt:
     """Inbound Stripe events: verified with the Stripe signature, stored once by event id, processed
     by a job."""
-    return await webhook.receive(session, state, await _event_body(request), stripe_signature)
+    return await receive_stripe_event(
+        session, state.settings.billing, await _event_body(request), stripe_signature, waker=state.waker
+    )

@@ -88,16 +88,18 @@ def record(
     metered: Metered,
     *,
     max_attempts: int,
-) -> None:
+) -> Job | None:
+    """Returns the usage-report job, if one was enqueued (the caller wakes its runner after commit)."""
     if metered.priority:
         analysis_job.run_after -= PRIORITY_HEAD_START
     if not principal.livemode:
-        return
+        return None
     session.add(UsageRecord(user_id=principal.account_id, analysis_id=analysis.id, minutes=metered.minutes))
-    if metered.report_overage:
-        queue.enqueue(
-            session,
-            REPORT_USAGE_JOB,
-            {"user_id": str(principal.account_id), "period_start": metered.period_start},
-            max_attempts=max_attempts,
-        )
+    if not metered.report_overage:
+        return None
+    return queue.enqueue(
+        session,
+        REPORT_USAGE_JOB,
+        {"user_id": str(principal.account_id), "period_start": metered.period_start},
+        max_attempts=max_attempts,
+    )

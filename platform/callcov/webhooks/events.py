@@ -1,10 +1,17 @@
-"""The outbox: an event row (and its delivery job) written in the caller's transaction, so an
-analysis that finished with a webhook URL always has its event, and one that did not never has."""
+"""The outbox: an event row (and its delivery job) written in the caller's transaction, so a change
+that must be announced always has its event, and one that rolled back never has.
+
+The outbox knows nothing of what it delivers: the caller gives the account and mode (which secret
+signs), the URL, the event type, the body (already serialised to JSON-ready data, stored as given and
+sent byte for byte on every retry) and an opaque subject id that groups the events of one thing (the
+``analysis_id`` column), so that a new URL can supersede them.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,23 +19,25 @@ from sqlalchemy import ColumnElement, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.analyses.schemas import AnalysisPublic
 from callcov.kit.time import utcnow
-from callcov.models import Analysis, WebhookEvent
+from callcov.models import WebhookEvent
 from callcov.worker import queue
 
 WEBHOOK_JOB = "webhook"
-EVENT_TYPES = {"completed": "analysis.completed", "failed": "analysis.failed"}
 # Each retry claims the job again; generous so only a handler that keeps crashing gives up.
 JOB_MAX_ATTEMPTS = 50
 
 
-def event_body(analysis: Analysis) -> dict[str, Any]:
-    """What GET /analysis/{id} returns, plus a top-level ``error_message`` for a failed analysis."""
-    body = AnalysisPublic.of(analysis).model_dump(mode="json")
-    if analysis.status == "failed":
-        body["error_message"] = analysis.error_message
-    return body
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to deliver."""
+
+    account_id: uuid.UUID
+    livemode: bool
+    subject_id: uuid.UUID
+    url: str
+    event_type: str
+    payload: dict[str, Any]
 
 
 def encode(payload: dict[str, Any]) -> str:
@@ -40,18 +49,15 @@ def message_id(event_id: uuid.UUID) -> str:
     return f"msg_{event_id.hex}"
 
 
-def record(session: AsyncSession, analysis: Analysis, now: datetime | None = None) -> WebhookEvent | None:
-    """Add the event for ``analysis``'s terminal state (and its job) to the session, if it has a URL."""
-    event_type = EVENT_TYPES.get(analysis.status)
-    if not analysis.webhook_url or event_type is None:
-        return None
+def record(session: AsyncSession, new: NewEvent, now: datetime | None = None) -> WebhookEvent:
+    """Add the event (and its delivery job) to the session."""
     event = WebhookEvent(
-        user_id=analysis.user_id,
-        livemode=analysis.livemode,
-        analysis_id=analysis.id,
-        event_type=event_type,
-        url=analysis.webhook_url,
-        payload=event_body(analysis),
+        user_id=new.account_id,
+        livemode=new.livemode,
+        analysis_id=new.subject_id,
+        event_type=new.event_type,
+        url=new.url,
+        payload=new.payload,
         next_attempt_at=now or utcnow(),
     )
     session.add(event)
@@ -68,8 +74,8 @@ async def end_pending(session: AsyncSession, which: ColumnElement[bool], reason:
     )
 
 
-async def supersede_pending(session: AsyncSession, analysis_id: uuid.UUID) -> None:
-    """End the analysis' undelivered events: its URL was replaced."""
+async def supersede_pending(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """End the subject's undelivered events: its URL was replaced."""
     await end_pending(
-        session, col(WebhookEvent.analysis_id) == analysis_id, "Superseded: the webhook_url was replaced"
+        session, col(WebhookEvent.analysis_id) == subject_id, "Superseded: the webhook_url was replaced"
     )

@@ -25,11 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Account, free_port, running, sign_up, stop_process_group
+from conftest import Account, free_port, job_runners, running, sign_up, stop_process_group
 from fastapi import FastAPI
 from sqlmodel import col, select
 
-from callcov.billing.jobs import billing_handlers
 from callcov.kit.time import utcnow
 from callcov.main import create_app
 from callcov.models import Analysis, Job, Subscription, UsageRecord
@@ -230,7 +229,7 @@ async def run_billing_jobs(app: FastAPI, kind: str, key: str, value: str) -> int
     """Run the queued billing jobs of one kind whose payload has ``key == value`` through their
     handler (as the dispatcher would), marking each done; returns how many ran."""
     state = state_of_app(app)
-    handlers = billing_handlers(state.sessionmaker, state.settings.billing)
+    handlers = job_runners(app)["billing"].handlers  # the production wiring (callcov.jobs)
     async with state.sessionmaker() as session:
         jobs = [
             job

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from billing_support import new_account, submit
+from conftest import job_runners
 from fastapi import FastAPI
 from sqlmodel import select
 
-from callcov.analyses.pipeline import AnalysisPipeline, Inference
 from callcov.inference.ports import TranscriptionRequest
 from callcov.inference.transcript import Segment, Transcript
 from callcov.models import Job
@@ -61,8 +61,7 @@ async def analysed(app: FastAPI, client: httpx.AsyncClient, headers: dict[str, s
     async with state.sessionmaker() as session:
         jobs = (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
     job = next(j for j in jobs if j.payload["analysis_id"] == analysis_id)
-    pipeline = AnalysisPipeline(state.sessionmaker, Inference(Transcriber(), llm=None), state.storage.fetch)
-    await pipeline.handle(job)
+    await job_runners(app, Transcriber())["analysis"].handlers["analysis"](job)
     body = (await client.get(f"/api/v1/analysis/{uuid.UUID(analysis_id)}", headers=headers)).json()
     assert body["status"] == "completed", body
     return body["results"]  # type: ignore[no-any-return]

@@ -21,7 +21,7 @@ from conftest import PASSWORD, running, server_env, token_in, unique_email, uvic
 from fastapi import FastAPI
 from sqlmodel import col, select
 
-from callcov.billing.webhook import STRIPE_EVENT_JOB
+from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.main import create_app
 from callcov.models import BillingEvent, Subscription
 from callcov.state import state_of_app

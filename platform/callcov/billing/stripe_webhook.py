@@ -19,13 +19,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.billing import stripe_events
 from callcov.billing.errors import InvalidStripeSignature, StripeWebhookNotConfigured
 from callcov.billing.schemas import WebhookReceipt
-from callcov.db import after_commit
+from callcov.config import BillingSettings
 from callcov.kit.time import utcnow
 from callcov.models import BillingEvent
-from callcov.state import AppState
 from callcov.worker import queue
+from callcov.worker.wake import Waker, wake_after_commit
 
-logger = logging.getLogger("callcov.billing.webhook")
+logger = logging.getLogger("callcov.billing.stripe_webhook")
 
 STRIPE_EVENT_JOB = "billing.stripe_event"
 ALLOWED_TYPES = frozenset(
@@ -60,9 +60,13 @@ def verify(payload: bytes, signature: str | None, secret: str, tolerance_s: int)
 
 
 async def receive(
-    session: AsyncSession, state: AppState, payload: bytes, signature: str | None
+    session: AsyncSession,
+    settings: BillingSettings,
+    payload: bytes,
+    signature: str | None,
+    *,
+    waker: Waker,
 ) -> WebhookReceipt:
-    settings = state.settings.billing
     if not settings.stripe_webhook_secret:
         raise StripeWebhookNotConfigured()
     event = verify(payload, signature, settings.stripe_webhook_secret, settings.webhook_tolerance_s)
@@ -91,9 +95,7 @@ async def receive(
         queue.enqueue(
             session, STRIPE_EVENT_JOB, {"event_id": str(row_id)}, max_attempts=settings.job_max_attempts
         )
-        from callcov.analyses.service import wake_dispatcher
-
-        after_commit(session, lambda: wake_dispatcher(state))
+        wake_after_commit(session, waker, STRIPE_EVENT_JOB)
     return WebhookReceipt(processed=allowed)
 
 

@@ -1,4 +1,5 @@
-"""The billing job kinds and their handlers (the dispatcher registers them next to the analysis job)."""
+"""The billing jobs: applying a stored Stripe event, and reporting overage usage to Stripe. They run
+in a runner of their own, beside (never behind) long analysis jobs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from callcov.billing import usage_reports, webhook
+from callcov.billing import stripe_webhook, usage_reports
 from callcov.billing.metering import REPORT_USAGE_JOB
-from callcov.billing.webhook import STRIPE_EVENT_JOB
+from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.config import BillingSettings
 from callcov.models import Job
 from callcov.worker.runner import Handler, payload_id
+from callcov.worker.wiring import Handlers, JobContext, TaskGroup
 
 
 def billing_handlers(
@@ -26,7 +28,14 @@ def billing_handlers(
 
     async def stripe_event(job: Job) -> None:
         async with sessionmaker() as session:
-            await webhook.process(session, payload_id(job, "event_id"), plan_tiers)
+            await stripe_webhook.process(session, payload_id(job, "event_id"), plan_tiers)
             await session.commit()
 
     return {REPORT_USAGE_JOB: report_usage, STRIPE_EVENT_JOB: stripe_event}
+
+
+def _handlers(context: JobContext) -> Handlers:
+    return Handlers(billing_handlers(context.sessionmaker, context.settings.billing))
+
+
+TASKS = TaskGroup(name="billing", kinds=(REPORT_USAGE_JOB, STRIPE_EVENT_JOB), build=_handlers)

@@ -1,4 +1,5 @@
-"""The outbound webhook, described in the OpenAPI document (``webhooks`` of OpenAPI 3.1)."""
+"""The analysis webhook (sent through the outbox, ``callcov.webhooks``), described in the OpenAPI
+document (``webhooks`` of OpenAPI 3.1)."""
 
 from __future__ import annotations
 

@@ -26,12 +26,11 @@ from billing_support import (
     subscription_row,
     update_subscription,
 )
-from conftest import free_port
+from conftest import free_port, job_runners, wake_ups
 from fastapi import FastAPI
 from sqlmodel import func, select
 
-from callcov.billing.jobs import billing_handlers
-from callcov.billing.webhook import STRIPE_EVENT_JOB
+from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.kit.time import utcnow
 from callcov.models import BillingEvent, Invoice, Job
 from callcov.state import state_of_app
@@ -119,6 +118,17 @@ class TestSignature:
         body = (await client.get("/api/v1/billing/subscription", headers=headers)).json()
         assert body["current_period_start"] == start and body["minutes_included"] == 5000
 
+    async def test_a_stored_event_wakes_the_billing_runner(
+        self, hook_app: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, client = hook_app
+        _, _, customer, sub_id = await stripe_account(app, client)
+        obj = subscription_object(sub_id, customer, "callcov_growth_monthly", int(time.time()))
+        async with wake_ups(app) as read:
+            r = await post_event(client, stripe_event("customer.subscription.updated", obj, created=1))
+            assert r.status_code == 200, r.text
+            assert await read(1) == [STRIPE_EVENT_JOB]  # the kind, so the billing runner wakes
+
     async def test_bad_signatures_are_refused_and_nothing_is_stored(
         self, hook_app: tuple[FastAPI, httpx.AsyncClient]
     ) -> None:
@@ -194,7 +204,7 @@ class TestOnce:
             jobs = (await session.exec(select(Job).where(Job.kind == STRIPE_EVENT_JOB))).all()
         mine = [j for j in jobs if j.payload["event_id"] == str(event.id)]
         assert len(mine) == 1
-        handler = billing_handlers(state.sessionmaker, state.settings.billing)[STRIPE_EVENT_JOB]
+        handler = job_runners(app)["billing"].handlers[STRIPE_EVENT_JOB]
         await handler(mine[0])
         assert (await subscription_row(app, user_id)).status == "past_due"
         await update_subscription(app, user_id, status="active")
