@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import stripe
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +18,7 @@ from callcov.billing import stripe_events
 from callcov.billing.errors import InvalidStripeSignature, StripeWebhookNotConfigured
 from callcov.billing.schemas import WebhookReceipt
 from callcov.config import BillingSettings
+from callcov.db import insert_ignoring_conflict
 from callcov.kit.time import utcnow
 from callcov.models import BillingEvent
 from callcov.worker import queue
@@ -71,29 +70,21 @@ async def receive(
         raise StripeWebhookNotConfigured()
     event = verify(payload, signature, settings.stripe_webhook_secret, settings.webhook_tolerance_s)
     allowed = event["type"] in ALLOWED_TYPES
-    row_id = uuid.uuid4()
-    values = {
-        "id": row_id,
-        "stripe_event_id": event["id"],
-        "type": event["type"][:64],
-        "stripe_created": int(event.get("created") or 0),
-        "payload": event,
-        "status": "received" if allowed else "ignored",
-        "created_at": utcnow(),
-        "processed_at": None if allowed else utcnow(),
-    }
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    result = await session.exec(
-        insert(BillingEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["stripe_event_id"])
-        .returning(BillingEvent.id)  # type: ignore[arg-type]
+    now = utcnow()
+    row = BillingEvent(
+        stripe_event_id=event["id"],
+        type=event["type"][:64],
+        stripe_created=int(event.get("created") or 0),
+        payload=event,
+        status="received" if allowed else "ignored",
+        created_at=now,
+        processed_at=None if allowed else now,
     )
-    if result.first() is None:
+    if not await insert_ignoring_conflict(session, row, conflict_on=["stripe_event_id"]):
         return WebhookReceipt(duplicate=True, processed=allowed)
     if allowed:
         queue.enqueue(
-            session, STRIPE_EVENT_JOB, {"event_id": str(row_id)}, max_attempts=settings.job_max_attempts
+            session, STRIPE_EVENT_JOB, {"event_id": str(row.id)}, max_attempts=settings.job_max_attempts
         )
         wake_after_commit(session, waker, STRIPE_EVENT_JOB)
     return WebhookReceipt(processed=allowed)
