@@ -41,8 +41,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def create_sessionmaker(engine: AsyncEngine, *, autocommit: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``. ``autocommit`` sessions run each statement on its own, with no BEGIN and
+    no COMMIT/ROLLBACK round trip: for single reads (and single-row writes) outside a unit of work."""
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+    return async_sessionmaker(bind, class_=AsyncSession, expire_on_commit=False)
 
 
 async def insert_ignoring_conflict(
@@ -55,11 +58,15 @@ async def insert_ignoring_conflict(
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    table: Any = type(row).__table__  # type: ignore[attr-defined]
     statement = (
-        insert(type(row)).values(**row.model_dump()).on_conflict_do_nothing(index_elements=conflict_on)
+        insert(table)
+        .values(**row.model_dump())
+        .on_conflict_do_nothing(index_elements=conflict_on)
+        .returning(*table.primary_key.columns)
     )
     result = await session.exec(statement)  # type: ignore[call-overload]
-    return bool(result.rowcount == 1)
+    return result.first() is not None  # RETURNING: rowcount is not reliable through the ORM session
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

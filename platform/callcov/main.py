@@ -66,6 +66,7 @@ def _build_state(settings: Settings) -> AppState:
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        lookups=create_sessionmaker(engine, autocommit=True),
         redis=redis,
         limiter=limiter,
         email_sender=build_sender(settings.email),

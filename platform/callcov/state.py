@@ -23,6 +23,8 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Autocommit sessions for the caller's lookup at the edge: one round trip, no transaction.
+    lookups: async_sessionmaker[AsyncSession]
     redis: Any  # redis.asyncio.Redis | None
     limiter: RateLimiter
     email_sender: EmailSender

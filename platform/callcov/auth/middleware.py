@@ -3,7 +3,8 @@ request (``scope["state"]``) for the rate limiter, the idempotency layer and the
 
 The credential is read from the headers and a JWT is verified here, once. The database lookup (one
 query: the API key joined to its user, or the JWT's user, plus the plan when per-plan rate limits are
-configured) runs at most once per request, in its own short session, when a layer first needs it:
+configured) runs at most once per request, in its own autocommit session (one round trip, no
+transaction), when a layer first needs it:
 a public route or a rate-limited request never pays for it. A failed resolution is kept, and raised
 only where a route requires a principal (``callcov.auth.deps``).
 """
@@ -82,7 +83,7 @@ class Caller:
             resolution = await resolve_api_key(
                 session, self._auth, self.credential.value, with_tier=self._with_tier
             )
-            if session.dirty:  # last_used_at
+            if session.dirty:  # last_used_at: one UPDATE, autocommitted
                 await session.commit()
             return resolution
 
@@ -104,7 +105,7 @@ class AuthenticationMiddleware:
             caller = Caller(
                 read_credential(Headers(scope=scope)),
                 state.settings.auth,
-                state.sessionmaker,
+                state.lookups,
                 with_tier=state.settings.ratelimit.enabled and bool(state.settings.ratelimit.plans),
             )
             scope.setdefault("state", {})[CALLER_KEY] = caller
