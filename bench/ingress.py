@@ -4,7 +4,7 @@ Measures requests/s and p50/p99 latency (wrk, 1 thread, 16 connections, loopback
 time) of ``GET /api/v1/users/me`` (JWT) and ``GET /api/v1/analysis?limit=1`` (API key), then writes
 the table and the Serve/uvicorn ratios into docs/benchmarks.md.
 
-    python bench/ingress.py [--duration 10] [--connections 16]
+    python bench/ingress.py [--duration 10] [--connections 16] [--variants 0,2]
 
 Needs PostgreSQL and Redis (scripts/services.sh) and wrk (apt-get install wrk).
 """
@@ -182,7 +182,9 @@ def measure(
     env: dict[str, str], email: str, key: str, args: argparse.Namespace
 ) -> dict[str, dict[str, Result]]:
     results: dict[str, dict[str, Result]] = {}
-    for name, variant in VARIANTS.items():
+    chosen = [name for i, name in enumerate(VARIANTS) if args.variants is None or i in args.variants]
+    for name in chosen:
+        variant = VARIANTS[name]
         proc = start(variant, env)
         try:
             base = f"http://127.0.0.1:{(variant or {}).get(TARGET_PORT, PORT)}"
@@ -246,6 +248,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--variants",
+        type=lambda text: {int(i) for i in text.split(",")},
+        help="comma-separated indexes into VARIANTS (0 is uvicorn, the baseline: keep it); default all",
+    )
     args = parser.parse_args()
     env = base_env(fresh_database())
     email, key = credentials(env)

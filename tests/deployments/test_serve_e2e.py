@@ -172,7 +172,9 @@ def test_a_call_from_upload_to_result(
     assert body["status"] == "completed", body["metadata"]
     transcript = body["transcript"]
     assert {s["speaker"] for s in transcript["segments"]} == {"agent", "customer"}
-    assert re.search(r"^Agent: .*acme", transcript["text"], re.I | re.M)
+    # The agent's opening is labelled Agent. Whisper base spells the brand several ways ("Acme",
+    # "Akmi"), so the check keys on the words around it.
+    assert re.search(r"^Agent: .*thank you for calling \w+ bank", transcript["text"], re.I | re.M)
     compliance = body["results"]["compliance"]
     assert compliance["identity_verification"]["verified"] is True
     assert compliance["identity_verification"]["timestamp"] < 15
