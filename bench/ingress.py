@@ -31,8 +31,6 @@ PG_ADMIN = os.environ.get("CALLCOV_BENCH_PG_ADMIN", "postgresql://postgres@127.0
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 PASSWORD = "Bench-passw0rd!"
 PORT = 8765
-DIRECT_PORT = 30000  # the first port Serve gives a direct-ingress replica
-TARGET_PORT = "BENCH_TARGET_PORT"  # which port the load goes to, when not the proxy's
 MARK_BEGIN, MARK_END = "<!-- ingress:begin -->", "<!-- ingress:end -->"
 
 # Ray's own defaults, set explicitly: callcov-serve otherwise turns both off.
@@ -48,20 +46,15 @@ VARIANTS = {
         "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
         "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     },
+    "Ray Serve, main loop, Serve's logs buffered and kept out of stderr": {
+        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+        "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+        "RAY_SERVE_LOG_TO_STDERR": "0",
+        "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+    },
     "Ray Serve, direct ingress, through the proxy port": {
         **RAY_DEFAULT_LOOPS,
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-    },
-    "Ray Serve, direct ingress, on the replica's own port": {
-        **RAY_DEFAULT_LOOPS,
-        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-        TARGET_PORT: str(DIRECT_PORT),
-    },
-    "Ray Serve, direct ingress on the replica's port, user code on the main loop": {
-        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-        "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-        TARGET_PORT: str(DIRECT_PORT),
     },
 }
 
@@ -141,15 +134,25 @@ def start(variant: dict[str, str] | None, env: dict[str, str]) -> subprocess.Pop
         start_new_session=True,
         cwd=ROOT,
     )
-    deadline = time.time() + 180
+    deadline = time.time() + 300
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=2).status_code == 200:
-                return proc
+                if variant is None or all_running(env):
+                    return proc
         except httpx.TransportError:
-            time.sleep(0.5)
+            pass
+        time.sleep(1)
     stop(proc)
     raise RuntimeError("server did not start")
+
+
+def all_running(env: dict[str, str]) -> bool:
+    """Every Serve application is up (the model replicas load their weights after the api is ready,
+    and would take the CPU from the measurement)."""
+    out = subprocess.run([BIN / "serve", "status"], env=env, capture_output=True, text=True).stdout
+    statuses = re.findall(r"^    status: (\w+)", out, flags=re.M)
+    return bool(statuses) and all(status == "RUNNING" for status in statuses)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -187,7 +190,7 @@ def measure(
         variant = VARIANTS[name]
         proc = start(variant, env)
         try:
-            base = f"http://127.0.0.1:{(variant or {}).get(TARGET_PORT, PORT)}"
+            base = f"http://127.0.0.1:{PORT}"
             jwt = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}).json()
             targets = {
                 "GET /api/v1/users/me (JWT)": (
