@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter
 
 from callcov.analyses import repository, service
-from callcov.analyses.errors import AnalysisNotFound, InvalidAudioUrl
+from callcov.analyses.errors import AnalysisNotFound
 from callcov.analyses.schemas import AnalysisPublic
 from callcov.auth.deps import AnyPrincipal
 from callcov.db import SessionDep
@@ -15,6 +15,7 @@ from callcov.errors import Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.state import StateDep
 from callcov.webhooks import service as webhooks
+from callcov.webhooks.errors import InvalidWebhookUrl
 from callcov.webhooks.schemas import SetWebhookRequest, WebhookDeliveryPublic
 
 router = APIRouter(
@@ -24,7 +25,7 @@ router = APIRouter(
 )
 
 
-@router.post("/{analysis_id}/webhook", responses={400: InvalidAudioUrl.schema()})
+@router.post("/{analysis_id}/webhook", responses={400: InvalidWebhookUrl.schema()})
 async def set_webhook(
     analysis_id: uuid.UUID,
     data: SetWebhookRequest,
