@@ -33,7 +33,7 @@ from callcov.jobs import build_job_runners
 from callcov.main import create_app
 from callcov.models import EmailMessage
 from callcov.state import state_of_app
-from callcov.worker.wake import WAKE_CHANNEL
+from callcov.worker.wake import wake_channel
 from callcov.worker.wiring import Runners
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -171,7 +171,7 @@ async def wake_ups(app: FastAPI) -> AsyncIterator[Callable[[int], Awaitable[list
     """Subscribe to the app's wake-up channel; yields ``read(n)``: the next n job kinds published."""
     settings = state_of_app(app).settings.redis
     async with Redis.from_url(settings.url) as redis, redis.pubsub() as pubsub:
-        await pubsub.subscribe(settings.key_prefix + WAKE_CHANNEL)
+        await pubsub.subscribe(wake_channel(settings))
 
         async def read(n: int) -> list[str]:
             kinds: list[str] = []

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 from conftest import FakeDns
 
+from callcov.config import NetworkSettings
 from callcov.kit.network.client import pinned_request
 from callcov.kit.network.dns import ResolvedUrl, check_url, resolve_checked
 from callcov.kit.network.errors import HostNotResolved, UrlRefused
@@ -130,7 +131,7 @@ async def test_refused_addresses(url: str) -> None:
     with pytest.raises(UrlRefused):
         await check_url(url)
     with pytest.raises(InvalidWebhookUrl) as caught:  # as the webhooks domain reports it
-        await check_webhook_url(url, allow=())
+        await check_webhook_url(url, NetworkSettings())
     assert caught.value.code == "invalid_url" and caught.value.status_code == 400
 
 

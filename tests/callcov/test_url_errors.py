@@ -14,6 +14,7 @@ from test_submission import WAV, form, submit
 
 from callcov.analyses.download import stream_download
 from callcov.analyses.errors import InvalidAudioUrl
+from callcov.config import NetworkSettings
 from callcov.kit.network.errors import UrlRefused
 from callcov.webhooks.errors import InvalidWebhookUrl
 from callcov.webhooks.sender import check_webhook_url
@@ -64,7 +65,7 @@ async def test_bad_audio_url_is_still_the_audio_error(client: httpx.AsyncClient,
 async def test_the_classes_each_domain_raises(url: str, fake_dns: Callable[..., FakeDns]) -> None:
     fake_dns({})  # no name resolves
     with pytest.raises(InvalidWebhookUrl) as webhook:
-        await check_webhook_url(url, allow=())
+        await check_webhook_url(url, NetworkSettings())
     assert webhook.value.code == "invalid_url" and webhook.value.status_code == 400
     assert isinstance(webhook.value.__cause__, UrlRefused)
     with pytest.raises(InvalidAudioUrl) as audio:

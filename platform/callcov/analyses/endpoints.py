@@ -107,8 +107,8 @@ async def submit_analysis(
             session,
             principal,
             submission,
-            max_attempts=state.settings.worker.max_attempts,
-            billing_max_attempts=state.settings.billing.job_max_attempts,
+            max_attempts=settings.worker.max_attempts,
+            billing_max_attempts=settings.billing.job_max_attempts,
             waker=state.waker,
         )
     except BaseException:

@@ -120,9 +120,7 @@ async def read_submission(
         if (stored is None) == (fields.audio_url is None):
             raise SubmissionInvalid("Send exactly one of audio_file and audio_url")
         if fields.webhook_url:
-            await check_webhook_url(
-                fields.webhook_url, allow=network.url_allow, timeout_s=network.dns_timeout_s
-            )
+            await check_webhook_url(fields.webhook_url, network)
         if stored is None:
             audio = _download(fields.audio_url or "", limits, network)
             stored = await storage.save(key, audio, max_bytes=limit)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from callcov.config import NetworkSettings
 from callcov.kit.network.client import open_pinned
-from callcov.kit.network.dns import DEFAULT_DNS_TIMEOUT_S, ResolvedUrl, check_url, resolve_checked
+from callcov.kit.network.dns import ResolvedUrl, check_url, resolve_checked
 from callcov.kit.network.errors import HostNotResolved, UrlRefused
 from callcov.webhooks.errors import InvalidWebhookUrl
 
@@ -36,13 +37,11 @@ class SendResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def check_webhook_url(
-    url: str, *, allow: Sequence[str], timeout_s: float = DEFAULT_DNS_TIMEOUT_S
-) -> None:
+async def check_webhook_url(url: str, network: NetworkSettings) -> None:
     """Check a ``webhook_url`` given now (at submission, or when it is set): InvalidWebhookUrl unless
     it is http(s) and every address it resolves to is allowed. :func:`post` checks it again."""
     try:
-        await check_url(url, allow=allow, timeout_s=timeout_s)
+        await check_url(url, allow=network.url_allow, timeout_s=network.dns_timeout_s)
     except UrlRefused as exc:
         raise InvalidWebhookUrl(
             f"The webhook_url is not allowed: {exc.message}", details=exc.details

@@ -27,7 +27,7 @@ async def set_webhook_url(
     """The subject's deliveries now go to ``url`` (checked like at submission). Setting a URL again
     re-enables it after a 410. Undelivered events of the subject end; ``event`` (the subject's current
     state for the new URL, if it has one to announce) is recorded."""
-    await check_webhook_url(url, allow=network.url_allow, timeout_s=network.dns_timeout_s)
+    await check_webhook_url(url, network)
     await session.exec(
         delete(DisabledWebhookUrl).where(
             col(DisabledWebhookUrl.user_id) == account_id, col(DisabledWebhookUrl.url) == url

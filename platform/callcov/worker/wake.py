@@ -35,10 +35,14 @@ class NoWaker:
         return None
 
 
+def wake_channel(settings: RedisSettings) -> str:
+    return settings.key_prefix + WAKE_CHANNEL
+
+
 class RedisWaker:
-    def __init__(self, redis: Any, key_prefix: str) -> None:
+    def __init__(self, redis: Any, channel: str) -> None:
         self.redis = redis  # redis.asyncio.Redis
-        self.channel = key_prefix + WAKE_CHANNEL
+        self.channel = channel
 
     async def wake(self, kind: str) -> None:
         try:
@@ -48,7 +52,7 @@ class RedisWaker:
 
 
 def build_waker(redis: Any, settings: RedisSettings) -> Waker:
-    return NoWaker() if redis is None else RedisWaker(redis, settings.key_prefix)
+    return NoWaker() if redis is None else RedisWaker(redis, wake_channel(settings))
 
 
 def wake_after_commit(session: AsyncSession, waker: Waker, *kinds: str) -> None:
@@ -71,7 +75,7 @@ async def listen(
     """Subscribe to the wake-up channel until ``stop``; ``on_wake(kind)`` for each message."""
     from redis.asyncio import Redis
 
-    channel = settings.key_prefix + WAKE_CHANNEL
+    channel = wake_channel(settings)
     while not stop.is_set():
         try:
             async with Redis.from_url(settings.url) as redis, redis.pubsub() as pubsub:
