@@ -1,7 +1,13 @@
 """The dispatcher: a Serve deployment that drains the durable job queue. It builds the inference
 ports (transcription through the ``whisper`` app's handle, scoring through the OpenAI-compatible
-``llm`` endpoint) and runs the loops of every domain's jobs as ``callcov.jobs`` builds them (one
-runner per task group: analyses, webhook deliveries, billing), woken per job kind over Redis."""
+``llm`` endpoint with the internal key) and runs the loops of every domain's jobs as
+``callcov.jobs`` builds them (one runner per task group: analyses, webhook deliveries, billing),
+woken per job kind over Redis.
+
+Before it claims a job it checks the LLM (``callcov.inference.llm_check``): the model named by
+``llm_model`` (the same YAML anchor as the ``llm`` app's model in ``configs/serve.*.yaml``) must be
+served, and the route must refuse a caller without the key. A model that is still loading is waited
+for; a wrong name or an open route fails the replica's start, so the deploy fails loudly."""
 
 from __future__ import annotations
 
@@ -17,10 +23,11 @@ from ray.serve import Application
 
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
-from callcov.inference.openai_client import OpenAICompatibleClient
+from callcov.inference.llm_check import wait_for_llm
+from callcov.inference.openai_client import build_llm_client
 from callcov.jobs import build_job_runners
 from callcov.worker.wake import listen
-from deployments.inference import ServeTranscriber
+from deployments.inference import ServeTranscriber, llm_actor_options
 
 logger = logging.getLogger("callcov.dispatcher")
 
@@ -29,6 +36,8 @@ class DispatcherArgs(BaseModel):
     name: str = "dispatcher"
     num_replicas: int = Field(default=1, ge=1)
     num_cpus: float = Field(default=0.25, ge=0)
+    # The model the `llm` app serves (a YAML anchor in the config): asked for, and checked at start.
+    llm_model: str | None = None
 
 
 ARGS_MODEL = DispatcherArgs
@@ -37,14 +46,12 @@ ARGS_MODEL = DispatcherArgs
 class Dispatcher:
     async def __init__(self, settings: Settings | None = None) -> None:  # type: ignore[misc]  # Serve awaits it
         self.settings = settings or get_settings()
-        self.engine = create_engine(self.settings)
         inference = self.settings.inference
-        llm = OpenAICompatibleClient(
-            inference.llm_base_url,
-            inference.llm_model,
-            api_key=inference.llm_api_key or None,
-            timeout_s=inference.llm_timeout_s,
-        )
+        llm = build_llm_client(inference)
+        if inference.check_llm:
+            served = await wait_for_llm(llm, timeout_s=inference.llm_startup_timeout_s)
+            logger.info("LLM %r is served (of %s), behind the internal key", llm.model, served)
+        self.engine = create_engine(self.settings)
         self.runners = build_job_runners(
             create_sessionmaker(self.engine),
             self.settings,
@@ -79,6 +86,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         Dispatcher,
         name=options.name,
         num_replicas=options.num_replicas,
-        ray_actor_options={"num_cpus": options.num_cpus},
+        ray_actor_options={"num_cpus": options.num_cpus, **llm_actor_options(options.llm_model)},
     )
     return deployment.bind()

@@ -26,6 +26,15 @@ TRANSIENT = (
 )
 
 
+def llm_actor_options(llm_model: str | None) -> dict[str, Any]:
+    """``ray_actor_options`` that give a replica the served model's name (from the Serve config) and
+    turn its LLM check on; read by ``callcov.config`` like every other setting."""
+    if llm_model is None:
+        return {}
+    env = {"CALLCOV_INFERENCE__LLM_MODEL": llm_model, "CALLCOV_INFERENCE__CHECK_LLM": "true"}
+    return {"runtime_env": {"env_vars": env}}
+
+
 class ServeTranscriber:
     """Calls the ``whisper`` Serve application; Serve's overload and availability errors become
     ``InferenceError`` so the job is retried with backoff."""

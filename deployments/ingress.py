@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve import Application
 
+from deployments.inference import llm_actor_options
+
 
 class IngressArgs(BaseModel):
     """Typed ``args`` of the ``api`` application in ``configs/*.yaml`` (no secrets here: those come from
@@ -18,6 +20,8 @@ class IngressArgs(BaseModel):
     max_ongoing_requests: int = Field(default=256, ge=1)
     num_replicas: int | str = 1
     num_cpus: float = Field(default=0.25, ge=0)
+    # The model the `llm` app serves (a YAML anchor in the config): /health checks it is served.
+    llm_model: str | None = None
 
 
 ARGS_MODEL = IngressArgs
@@ -39,6 +43,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         name=options.name,
         max_ongoing_requests=options.max_ongoing_requests,
         num_replicas=options.num_replicas,
-        ray_actor_options={"num_cpus": options.num_cpus},
+        ray_actor_options={"num_cpus": options.num_cpus, **llm_actor_options(options.llm_model)},
     )
     return deployment.bind()

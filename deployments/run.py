@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,22 @@ from callcov.db import run_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "serve.local.yaml"
+
+
+def llm_route(path: Path) -> str:
+    """The route prefix of the config's ``llm`` app (``/llm`` when it has none)."""
+    config = yaml.safe_load(path.read_text()) or {}
+    apps = {app.get("name"): app for app in config.get("applications", [])}
+    return str((apps.get("llm") or {}).get("route_prefix") or "/llm").rstrip("/")
+
+
+def internal_llm_env(port: int, route: str) -> None:
+    """The dispatcher reaches the ``llm`` app through this Serve endpoint with an internal key that
+    the proxy checks (``deployments/proxy.py``); a fresh key per launch unless one is set."""
+    os.environ.setdefault("CALLCOV_INFERENCE__LLM_BASE_URL", f"http://127.0.0.1:{port}{route}/v1")
+    os.environ.setdefault("CALLCOV_INFERENCE__LLM_ROUTE_PREFIX", route)
+    if not os.environ.get("CALLCOV_INFERENCE__LLM_API_KEY"):
+        os.environ["CALLCOV_INFERENCE__LLM_API_KEY"] = secrets.token_urlsafe(32)
 
 
 def prepare_config(path: Path, host: str | None, port: int | None) -> tuple[Path, int]:
@@ -56,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_migrations:
         run_migrations(settings)
     config, port = prepare_config(args.config.resolve(), args.host, args.port)
-    # The dispatcher reaches the `llm` app through this same Serve HTTP endpoint unless told otherwise.
-    os.environ.setdefault("CALLCOV_INFERENCE__LLM_BASE_URL", f"http://127.0.0.1:{port}/llm/v1")
+    internal_llm_env(port, llm_route(config))
     serve_cli = Path(sys.executable).parent / "serve"
     os.chdir(ROOT)
     os.execv(str(serve_cli), [str(serve_cli), "run", str(config)])

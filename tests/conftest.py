@@ -151,9 +151,11 @@ def job_runners(
     *,
     worker: dict[str, Any] | None = None,
     webhooks: dict[str, Any] | None = None,
+    llm: Any = None,
 ) -> Runners:
     """The dispatcher's runners as production builds them (``callcov.jobs``), over the app's database,
-    with a test double of the transcriber, no LLM, and ``worker``/``webhooks`` settings overrides."""
+    with a test double of the transcriber, an LLM test double (none by default), and
+    ``worker``/``webhooks`` settings overrides."""
     state = state_of_app(app)
     settings = state.settings.model_copy(
         update={
@@ -162,7 +164,7 @@ def job_runners(
         }
     )
     return build_job_runners(
-        state.sessionmaker, settings, transcriber=transcriber or NoTranscriber(), llm=None
+        state.sessionmaker, settings, transcriber=transcriber or NoTranscriber(), llm=llm
     )
 
 

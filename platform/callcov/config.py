@@ -130,9 +130,18 @@ class InferenceSettings(BaseModel):
     whisper_app: str = "whisper"
     # Any OpenAI-compatible endpoint: the `llm` Serve app (llama.cpp on CPU, vLLM on GPU) by default.
     llm_base_url: str = "http://127.0.0.1:8000/llm/v1"
+    # The route prefix of the `llm` Serve app, which the proxies keep internal (deployments/proxy.py).
+    llm_route_prefix: str = "/llm"
     llm_model: str = "callcov-cpu-llm"
+    # The internal key of the LLM route: Serve's proxies refuse /llm without it (deployments/proxy.py),
+    # so it must be in the environment of every node. `callcov-serve` makes one per launch.
     llm_api_key: str = ""
     llm_timeout_s: float = 300.0
+    # Verify the LLM (the model is served, the route is private): the dispatcher before it claims a
+    # job, the api in /health. The Serve builders turn it on; plain uvicorn leaves it off.
+    check_llm: bool = False
+    # How long the dispatcher waits at start-up for the LLM to answer (a GPU model loads for minutes).
+    llm_startup_timeout_s: float = Field(default=900.0, gt=0)
 
 
 class WorkerSettings(BaseModel):

@@ -35,6 +35,7 @@ from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.emails.sender import build_sender
 from callcov.errors import install_error_handlers
+from callcov.health import build_health_router
 from callcov.idempotency.middleware import IdempotencyMiddleware
 from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, TrailingSlashMiddleware
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -112,9 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_api_router())
     register_webhook_docs(app)
-
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(build_health_router(settings.inference))
     return app

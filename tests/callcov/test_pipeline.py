@@ -10,12 +10,19 @@ import httpx
 import pytest
 from conftest import SignUp, create_key, job_runners
 from fastapi import FastAPI
+from scoring.scoring_factory import ScriptedLLM, good_answer
 from sqlalchemy import update
 from sqlmodel import select
 from test_submission import submit
 
 from callcov.analyses.pipeline import FAILED_MESSAGE
-from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.ports import (
+    InferenceError,
+    LLMOutputInvalid,
+    LLMRequestRejected,
+    LLMUnavailable,
+    TranscriptionRequest,
+)
 from callcov.inference.transcript import Segment, Transcript, Word
 from callcov.models import Analysis, Job
 from callcov.state import state_of_app
@@ -155,3 +162,85 @@ async def test_missing_audio_fails_permanently(
     body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
     assert body["status"] == "failed" and "missing" in body["metadata"]["error_message"]
     assert (await job_of(app, analysis_id)).status == "failed"
+
+
+async def full_analysis(client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> tuple[str, str]:
+    """A submitted analysis at the full level (a paid plan's: the LLM is asked the judgement checks)."""
+    key, analysis_id = await submitted(client, signed_up)
+    async with state_of_app(app).sessionmaker() as session:
+        await session.exec(
+            update(Analysis).where(Analysis.id == uuid.UUID(analysis_id)).values(analysis_level="full")  # type: ignore[arg-type]
+        )
+        await session.commit()
+    return key, analysis_id
+
+
+async def evaluation_of(app: FastAPI, client: httpx.AsyncClient, key: str, analysis_id: str) -> dict:
+    body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers={"X-API-Key": key})).json()
+    assert body["status"] == "completed", body
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None
+    evaluation = body["results"]["evaluation"]
+    assert (row.llm_status, row.llm_reason) == (evaluation["llm"], evaluation["reason"])
+    return evaluation
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (good_answer(), {"llm": "evaluated", "model": "scripted-test-llm", "attempts": 1, "reason": None}),
+        (
+            LLMOutputInvalid("prose, not JSON"),
+            {
+                "llm": "degraded",
+                "model": "scripted-test-llm",
+                "attempts": 2,
+                "reason": "LLM answer invalid after 2 attempt(s): invalid output: prose, not JSON",
+            },
+        ),
+        (
+            LLMRequestRejected("prompt over the context", status_code=400),
+            {
+                "llm": "degraded",
+                "model": "scripted-test-llm",
+                "attempts": 1,
+                "reason": "rejected by the LLM endpoint: prompt over the context",
+            },
+        ),
+    ],
+    ids=["evaluated", "invalid-answers", "rejected"],
+)
+async def test_every_analysis_records_whether_the_llm_evaluated_it(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp, reply: object, expected: dict
+) -> None:
+    key, analysis_id = await full_analysis(client, app, signed_up)
+    runners = job_runners(
+        app, FakeTranscriber(), worker={"concurrency": 2, "lease_s": 30}, llm=ScriptedLLM(reply)
+    )
+    await runners["analysis"].drain()
+    assert await evaluation_of(app, client, key, analysis_id) == expected
+
+
+async def test_without_an_llm_the_analysis_says_so(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    key, analysis_id = await full_analysis(client, app, signed_up)
+    await runner_for(app, FakeTranscriber()).drain()
+    expected = {"llm": "not_configured", "model": None, "attempts": 0, "reason": "no LLM configured"}
+    assert await evaluation_of(app, client, key, analysis_id) == expected
+
+
+async def test_an_llm_that_does_not_serve_the_model_is_retried_not_skipped(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    """A 404 for the model (a misconfigured deployment) must not complete the call on rules alone."""
+    _, analysis_id = await full_analysis(client, app, signed_up)
+    llm = ScriptedLLM(LLMUnavailable("HTTP 404: model not found", status_code=404))
+    runners = job_runners(app, FakeTranscriber(), worker={"concurrency": 2, "lease_s": 30}, llm=llm)
+    await runners["analysis"].drain()
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    job = await job_of(app, analysis_id)
+    assert row is not None and row.status == "processing"
+    assert job.status == "queued" and job.attempts == 1 and "404" in (job.last_error or "")

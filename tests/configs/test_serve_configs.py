@@ -37,3 +37,29 @@ def test_bad_args_are_refused() -> None:
 
     with pytest.raises(ValueError):
         IngressArgs.model_validate({"max_ongoing_requests": 0})
+
+
+def served_model(app: dict) -> str:
+    """The model id the ``llm`` app serves: ``model_name`` (llama.cpp) or ``model_id`` (vLLM)."""
+    args = app.get("args") or {}
+    return str(args.get("model_name") or args["model_id"])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_the_model_name_comes_from_the_config_that_deploys_it(path: Path) -> None:
+    """The dispatcher asks for, and the api's /health checks, the very model the ``llm`` app serves
+    (one YAML anchor in the file), never a default that happens to differ."""
+    apps = {app["name"]: app for app in yaml.safe_load(path.read_text())["applications"]}
+    model = served_model(apps["llm"])
+    assert apps["dispatcher"]["args"]["llm_model"] == model
+    assert apps["api"]["args"]["llm_model"] == model
+    assert f"&{'llm_model'}" in path.read_text(), "share the name with a YAML anchor, not a copy"
+
+
+@pytest.mark.parametrize("builder", ["deployments.ingress", "deployments.dispatcher"])
+def test_the_builders_hand_the_model_name_to_their_replicas(builder: str) -> None:
+    module = importlib.import_module(builder)
+    app = module.build_app({"llm_model": "Qwen/Qwen2.5-7B-Instruct"})
+    env = app._bound_deployment.ray_actor_options["runtime_env"]["env_vars"]
+    assert env["CALLCOV_INFERENCE__LLM_MODEL"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert env["CALLCOV_INFERENCE__CHECK_LLM"] == "true"

@@ -20,7 +20,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from callcov.inference.openai_client import OpenAICompatibleClient
-from callcov.inference.ports import ChatMessage, InferenceError, LLMOutputInvalid, LLMRequestRejected
+from callcov.inference.ports import (
+    ChatMessage,
+    InferenceError,
+    LLMOutputInvalid,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
 from deployments.llm import build_cpu_app
 from deployments.llm_cpu import LlamaCppServer
 
@@ -152,11 +158,13 @@ def test_unknown_route_is_an_openai_404(base_url: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_wrong_model_name_is_rejected_not_retried(base_url: str) -> None:
+async def test_wrong_model_name_is_unavailable_not_a_refusal(base_url: str) -> None:
+    """A model the endpoint does not serve is a deployment fault: the job is retried (and the
+    dispatcher's start-up check fails), never scored on rules alone as if the LLM had refused."""
     async with OpenAICompatibleClient(f"{base_url}/v1", "no-such-model") as c:
-        with pytest.raises(LLMRequestRejected) as caught:
+        with pytest.raises(LLMUnavailable) as caught:
             await c.chat_json(MESSAGES, SCHEMA, max_tokens=8)
-    assert caught.value.status_code == 404
+    assert caught.value.status_code == 404 and isinstance(caught.value, InferenceError)
 
 
 @pytest.mark.asyncio
@@ -230,17 +238,19 @@ async def test_valid_answer_from_fake_endpoint_parses() -> None:
         (500, "Internal Server Error", InferenceError),
         (429, {"error": {"message": "slow down"}}, InferenceError),
         (408, {"message": "timeout"}, InferenceError),
-        (401, {"error": {"message": "bad key", "type": "invalid_request_error"}}, LLMRequestRejected),
+        (401, {"error": {"message": "bad key", "type": "invalid_request_error"}}, LLMUnavailable),
+        (403, {"error": {"message": "forbidden"}}, LLMUnavailable),
+        (404, {"error": {"message": "The model `x` does not exist."}}, LLMUnavailable),
         (400, {"object": "error", "message": "bad schema", "type": "BadRequestError"}, LLMRequestRejected),
         (200, "<html>a web page</html>", LLMRequestRejected),
         (200, {"id": "x", "object": "chat.completion"}, LLMRequestRejected),
     ],
-    ids=["503", "500-text", "429", "408", "401", "400-vllm", "200-html", "200-no-choices"],
+    ids=["503", "500-text", "429", "408", "401", "403", "404", "400-vllm", "200-html", "200-no-choices"],
 )
 async def test_http_failures_are_classified(status: int, body: dict[str, Any] | str, error: type) -> None:
     with pytest.raises(error) as caught:
         await ask_fake(status, body)
-    if isinstance(caught.value, LLMRequestRejected):
+    if isinstance(caught.value, (LLMRequestRejected, LLMUnavailable)):
         assert caught.value.status_code == status
     else:
         assert f"HTTP {status}" in str(caught.value)

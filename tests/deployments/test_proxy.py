@@ -6,7 +6,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from deployments.proxy import ProxyRequestIdMiddleware
+from deployments.proxy import InternalRouteGuard, ProxyRequestIdMiddleware, proxy_middlewares
 
 
 async def echo_request_id(scope: Scope, _receive: Receive, send: Send) -> None:
@@ -26,3 +26,52 @@ async def test_proxy_middleware_stamps_one_id() -> None:
         kept = await client.get("/", headers={"X-Request-ID": "req_fromclient1"})
     assert fresh.headers.get_list("x-request-id") == [fresh.text] and fresh.text.startswith("req_")
     assert kept.headers.get_list("x-request-id") == ["req_fromclient1"] == [kept.text]
+
+
+async def ok(scope: Scope, _receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"reached"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "headers", "reached"),
+    [
+        ("/llm/v1/models", {}, False),
+        ("/llm/v1/chat/completions", {"Authorization": "Bearer wrong"}, False),
+        ("/llm/v1/chat/completions", {"Authorization": "Bearer sk_live_abc"}, False),
+        ("/llm", {}, False),
+        ("/LLM/v1/models", {}, False),
+        ("/llm/v1/models", {"Authorization": "Bearer internal-key"}, True),
+        ("/api/v1/users/me", {}, True),
+        ("/llmx", {}, True),
+    ],
+)
+async def test_internal_routes_need_the_internal_key(
+    path: str, headers: dict[str, str], reached: bool
+) -> None:
+    guard = InternalRouteGuard(ok, prefixes=("/llm",), key="internal-key")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://proxy.test") as c:
+        response = await c.post(path, headers=headers)
+    if reached:
+        assert response.status_code == 200 and response.text == "reached"
+    else:
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.asyncio
+async def test_without_a_key_every_internal_request_is_refused() -> None:
+    guard = InternalRouteGuard(ok, prefixes=("/llm",), key="")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://proxy.test") as c:
+        assert (await c.get("/llm/v1/models", headers={"Authorization": "Bearer "})).status_code == 404
+
+
+def test_the_proxy_installs_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLCOV_INFERENCE__LLM_API_KEY", "internal-key")
+    names = [m.cls.__name__ for m in proxy_middlewares()]
+    assert names == ["ProxyRequestIdMiddleware", "InternalRouteGuard"]
+
+
+def test_doubled_slashes_do_not_slip_past() -> None:
+    guard = InternalRouteGuard(ok, prefixes=("/llm/",), key="k")
+    assert guard._internal("//llm/v1/models") and guard._internal("/llm") and not guard._internal("/api/llm")

@@ -181,9 +181,25 @@ def test_a_call_from_upload_to_result(
     assert "call_recording_notice" in compliance["mandatory_disclosures"]["matched_disclosures"]
     assert compliance["sensitive_data"]["shared"] is False
     assert set(body["results"]) >= {"rubric", "compliance", "quality", "coaching", "summary"}
+    # The dispatcher reached the llm app under the config's model name (a 0.5B model may still answer
+    # invalidly: then the analysis says so and why).
+    evaluation = body["results"]["evaluation"]
+    assert evaluation["model"] == "callcov-cpu-llm" and evaluation["attempts"] >= 1, evaluation
+    assert evaluation["llm"] == "evaluated" or evaluation["reason"], evaluation
     assert 0 <= body["results"]["coaching"]["customer_effort_score"] <= 5
     assert_evidence_is_in_the_transcript(body)
     assert body["metadata"]["processing_time_ms"] > 0
+
+
+def test_the_llm_route_is_internal(served: str) -> None:
+    """/llm is for the dispatcher: without the internal key (made by callcov-serve) it is a 404, the
+    same as an unknown route; /health says the model is served and the route is private."""
+    for path, method in [("/llm/v1/models", "GET"), ("/llm/v1/chat/completions", "POST")]:
+        for headers in ({}, {"Authorization": "Bearer sk_live_guess"}):
+            r = httpx.request(method, f"{served}{path}", headers=headers, json={}, timeout=10)
+            assert r.status_code == 404, (path, headers, r.text)
+    health = httpx.get(f"{served}/health", timeout=10).json()
+    assert health == {"status": "ok", "checks": {"database": "ok", "llm": "ok"}}
 
 
 def _jobs(pg_url: str, ids: list[str]) -> list[tuple[str, str, int]]:

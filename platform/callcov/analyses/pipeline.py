@@ -110,6 +110,8 @@ class AnalysisPipeline:
                     prompt_version=scored.prompt_version,
                     transcriber_model=transcript.model,
                     llm_model=scored.llm_model,
+                    llm_status=scored.evaluation["llm"],
+                    llm_reason=(scored.evaluation["reason"] or "")[:500] or None,
                 )
             )
             if result.rowcount != 1:

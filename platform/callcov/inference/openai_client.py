@@ -1,9 +1,11 @@
 """``LLMClient`` over any OpenAI-compatible chat endpoint: vLLM (``ray.serve.llm``) on GPUs, our llama.cpp
 deployment on CPUs, or an external service. Plain HTTP with httpx; no model library is imported here.
 
-Errors: transport failures, timeouts, 408, 429 and 5xx raise ``InferenceError`` (retried); any other 4xx, or
-a 2xx that is not a chat completion, raises ``LLMRequestRejected`` (a configuration bug: not retried); an
-answer that is not JSON valid for the schema raises ``LLMOutputInvalid`` (re-ask).
+Errors: transport failures, timeouts, 408, 429 and 5xx raise ``InferenceError`` (retried); 401, 403 and
+404 raise ``LLMUnavailable`` (an ``InferenceError``: the model is not served to us, a deployment fault,
+retried); any other 4xx, or a 2xx that is not a chat completion, raises ``LLMRequestRejected`` (this
+request cannot succeed, e.g. over the context: the scorer degrades); an answer that is not JSON valid
+for the schema raises ``LLMOutputInvalid`` (re-ask).
 """
 
 from __future__ import annotations
@@ -17,11 +19,29 @@ from typing import Any
 import httpx
 import jsonschema
 
-from callcov.inference.ports import ChatMessage, InferenceError, LLMOutputInvalid, LLMRequestRejected
+from callcov.config import InferenceSettings
+from callcov.inference.ports import (
+    ChatMessage,
+    InferenceError,
+    LLMOutputInvalid,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
 
 RETRYABLE_STATUS = frozenset({408, 429})
+UNAVAILABLE_STATUS = frozenset({401, 403, 404})
 SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REASON_CHARS = 200
+
+
+def build_llm_client(inference: InferenceSettings) -> OpenAICompatibleClient:
+    """The client of the configured LLM endpoint, with the internal key."""
+    return OpenAICompatibleClient(
+        inference.llm_base_url,
+        inference.llm_model,
+        api_key=inference.llm_api_key or None,
+        timeout_s=inference.llm_timeout_s,
+    )
 
 
 class OpenAICompatibleClient:
@@ -76,6 +96,19 @@ class OpenAICompatibleClient:
             raise LLMRequestRejected("GET /models: reply has no 'data' list", status_code=200)
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._headers)
+
+    async def status_without_credentials(self) -> int:
+        """The HTTP status of ``GET /models`` sent with no credentials (the endpoint must refuse it)."""
+        url = self.base_url + "/models"
+        try:
+            response = await self._http.get(url, timeout=self._timeout)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise InferenceError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
+        return response.status_code
+
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
@@ -101,6 +134,10 @@ class OpenAICompatibleClient:
         status = response.status_code
         if status in RETRYABLE_STATUS or status >= 500:
             raise InferenceError(f"{method} {url}: HTTP {status}: {_error_message(response)}")
+        if status in UNAVAILABLE_STATUS:
+            raise LLMUnavailable(
+                f"{method} {url}: HTTP {status}: {_error_message(response)}", status_code=status
+            )
         if status >= 300:
             raise LLMRequestRejected(
                 f"{method} {url}: HTTP {status}: {_error_message(response)}", status_code=status

@@ -47,6 +47,10 @@ class Analysis(SQLModel, table=True):
     prompt_version: str | None = Field(default=None, max_length=32)
     transcriber_model: str | None = Field(default=None, max_length=128)
     llm_model: str | None = Field(default=None, max_length=128)
+    # Whether the LLM evaluated the call: evaluated | degraded | skipped | not_configured, and why not
+    # (``results.evaluation``, kept in columns to count degraded analyses).
+    llm_status: str | None = Field(default=None, max_length=16)
+    llm_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
     completed_at: datetime | None = optional_time_field()

@@ -22,6 +22,13 @@ from callcov.scoring.view import CallView
 JUDGEMENT_KEYS = ("empathy", "sentiment_analysis", "call_structure", "coaching", "summary")
 DISCLOSURE_KEY = "paraphrased_disclosures"
 LLMStatus = Literal["ok", "degraded", "skipped", "not_configured"]
+# ``results.evaluation.llm``: did the LLM evaluate the call, or did the scoring fall back to the rules?
+EVALUATION = {
+    "ok": "evaluated",
+    "degraded": "degraded",
+    "skipped": "skipped",
+    "not_configured": "not_configured",
+}
 
 
 @dataclass
@@ -36,6 +43,7 @@ class LLMOutcome:
     model: str | None = None
     prompt_version: str | None = None
     errors: list[str] = field(default_factory=list)
+    rejected: bool = False  # the endpoint refused the request (not re-asked)
 
     def part(self, key: str) -> dict[str, Any] | Any | None:
         """The answer's value for ``key`` (None unless the LLM answered validly)."""
@@ -49,6 +57,20 @@ class LLMOutcome:
         if self.status == "skipped":
             return "not asked of the LLM at this analysis level"
         return f"LLM answer invalid after {self.attempts} attempt(s)"
+
+    def evaluation(self) -> dict[str, Any]:
+        """``results.evaluation``: evaluated | degraded | skipped | not_configured, and why not."""
+        reason: str | None = None
+        if self.status == "degraded":
+            reason = self.error if self.rejected else f"{self.reason}: {self.error or 'invalid output'}"
+        elif self.status != "ok":
+            reason = self.reason
+        return {
+            "llm": EVALUATION[self.status],
+            "model": self.model,
+            "attempts": self.attempts,
+            "reason": reason,
+        }
 
 
 def build_schema(rubric: Rubric, keys: list[str], missing_disclosures: list[str]) -> dict[str, Any]:
@@ -142,6 +164,7 @@ async def ask_llm(
             answer = await llm.chat_json(asked, schema, max_tokens=rules.max_tokens)
         except LLMRequestRejected as exc:  # asking again will not help
             outcome.error = f"rejected by the LLM endpoint: {str(exc)[:280]}"
+            outcome.rejected = True
             outcome.errors.append(outcome.error)
             return outcome
         except LLMOutputInvalid as exc:

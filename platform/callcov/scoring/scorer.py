@@ -61,6 +61,12 @@ class ScoringResult(BaseModel):
     roles_inferred: bool
 
     @property
+    def evaluation(self) -> dict[str, Any]:
+        """``results.evaluation``: whether the LLM evaluated the call, and why not."""
+        evaluation: dict[str, Any] = self.results["evaluation"]
+        return evaluation
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return self.model_dump(exclude={"results"})
 
@@ -145,6 +151,7 @@ async def score(
         "quality": quality,
         "coaching": coaching,
         "summary": summary,
+        "evaluation": outcome.evaluation(),
     }
     return ScoringResult(
         results=results,

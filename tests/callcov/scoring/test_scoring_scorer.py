@@ -34,7 +34,7 @@ def checks(result: ScoringResult) -> list[dict[str, Any]]:
 def assert_contract_shape(result: ScoringResult, transcript: Transcript) -> None:
     """The contract's keys, the common check fields, and every quote verifiable at its times."""
     r = result.results
-    assert list(r) == ["rubric", "compliance", "quality", "coaching", "summary"]
+    assert list(r) == ["rubric", "compliance", "quality", "coaching", "summary", "evaluation"]
     assert list(r["compliance"]) == COMPLIANCE and list(r["quality"]) == QUALITY
     assert isinstance(r["summary"], str) and r["summary"]
     for check in checks(result):
