@@ -20,6 +20,7 @@ from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.openai_client import OpenAICompatibleClient
 from callcov.jobs import build_job_runners
 from callcov.worker.wake import listen
+from deployments.db_pools import PoolArgs, check_pool_budget
 from deployments.inference import ServeTranscriber
 
 logger = logging.getLogger("callcov.dispatcher")
@@ -29,6 +30,8 @@ class DispatcherArgs(BaseModel):
     name: str = "dispatcher"
     num_replicas: int = Field(default=1, ge=1)
     num_cpus: float = Field(default=0.25, ge=0)
+    # Each replica's database pool; set by deployments.deploy / deployments.kuberay from the replica counts.
+    db_pool: PoolArgs | None = None
 
 
 ARGS_MODEL = DispatcherArgs
@@ -75,10 +78,14 @@ class Dispatcher:
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     options = DispatcherArgs.model_validate(args or {})
+    check_pool_budget(options.name, options.num_replicas, options.db_pool, get_settings().db)
+    actor_options: dict[str, Any] = {"num_cpus": options.num_cpus}
+    if options.db_pool is not None:
+        actor_options["runtime_env"] = {"env_vars": options.db_pool.env_vars()}
     deployment = serve.deployment(
         Dispatcher,
         name=options.name,
         num_replicas=options.num_replicas,
-        ray_actor_options={"num_cpus": options.num_cpus},
+        ray_actor_options=actor_options,
     )
     return deployment.bind()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,19 @@ def test_there_is_a_cpu_and_a_gpu_config() -> None:
     assert {p.name for p in CONFIGS} >= {"serve.local.yaml", "serve.gpu.yaml"}
 
 
+@pytest.fixture
+def cluster_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The builders read the settings: several API replicas need Redis (as on the cluster)."""
+    from callcov.config import get_settings
+
+    monkeypatch.setenv("CALLCOV_REDIS__URL", "redis://127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_config_is_valid(path: Path) -> None:
+def test_config_is_valid(path: Path, cluster_env: None) -> None:
     schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
     for app in schema.applications:
         module_name, attr = app.import_path.split(":")
