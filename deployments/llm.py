@@ -51,7 +51,8 @@ class VLLMArgs(BaseModel):
     # Autoscaling, set explicitly (ray.serve.llm's own default target is far above any batch, so the app
     # would stay at min_replicas): add a replica when each holds more than this many requests. Keep it
     # at 1/2 to 3/4 of max_ongoing_requests, and max_ongoing_requests at vLLM's max_num_seqs (one batch).
-    target_ongoing_requests: float = Field(default=48, gt=0)
+    # None: 3/4 of max_ongoing_requests.
+    target_ongoing_requests: float | None = Field(default=None, gt=0)
     upscale_delay_s: float = Field(default=30, ge=0)
     downscale_delay_s: float = Field(default=600, ge=0)
     # A Ray accelerator type (ray.util.accelerators), e.g. "L40S", "H100"; None: any GPU.
@@ -85,7 +86,7 @@ class VLLMArgs(BaseModel):
     @model_validator(mode="after")
     def _target_within_a_batch(self) -> VLLMArgs:
         batch = self.engine_kwargs.get("max_num_seqs")
-        if self.target_ongoing_requests > self.max_ongoing_requests:
+        if (self.target_ongoing_requests or 0) > self.max_ongoing_requests:
             raise ValueError("target_ongoing_requests must not exceed max_ongoing_requests")
         if batch is not None and self.max_ongoing_requests > batch:
             raise ValueError(
@@ -98,7 +99,7 @@ class VLLMArgs(BaseModel):
         return {
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
-            "target_ongoing_requests": self.target_ongoing_requests,
+            "target_ongoing_requests": self.target_ongoing_requests or 0.75 * self.max_ongoing_requests,
             "upscale_delay_s": self.upscale_delay_s,
             "downscale_delay_s": self.downscale_delay_s,
         }

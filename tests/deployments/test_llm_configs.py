@@ -72,6 +72,8 @@ def test_vllm_args_make_an_llm_config() -> None:
     }
     AutoscalingConfig.model_validate(scaling)  # what ray.serve.llm hands to Serve
     assert config["accelerator_type"] == "L40S"
+    small = VLLMArgs(model_source="/m", max_ongoing_requests=8).llm_config()  # default: 3/4 of it
+    assert small["deployment_config"]["autoscaling_config"]["target_ongoing_requests"] == 6
     assert config["runtime_env"]["env_vars"]["HF_HUB_OFFLINE"] == "1"
     local = VLLMArgs(model_source="/models/qwen").llm_config()
     assert local["model_loading_config"]["model_source"] == "/models/qwen"
@@ -119,4 +121,4 @@ def test_gpu_llm_autoscales_within_one_vllm_batch() -> None:
     assert args.max_ongoing_requests == batch
     assert 0.5 * batch <= args.target_ongoing_requests <= 0.75 * batch
     scaling = args.llm_config()["deployment_config"]["autoscaling_config"]
-    assert scaling["target_ongoing_requests"] == args.target_ongoing_requests
+    assert scaling["target_ongoing_requests"] == args.target_ongoing_requests == 48
