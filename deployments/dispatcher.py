@@ -27,7 +27,8 @@ from callcov.inference.llm_check import wait_for_llm
 from callcov.inference.openai_client import build_llm_client
 from callcov.jobs import build_job_runners
 from callcov.worker.wake import listen
-from deployments.inference import ServeTranscriber, llm_actor_options
+from deployments.db_pools import PoolArgs, check_pool_budget
+from deployments.inference import ServeTranscriber, replica_options
 
 logger = logging.getLogger("callcov.dispatcher")
 
@@ -38,6 +39,8 @@ class DispatcherArgs(BaseModel):
     num_cpus: float = Field(default=0.25, ge=0)
     # The model the `llm` app serves (a YAML anchor in the config): asked for, and checked at start.
     llm_model: str | None = None
+    # Each replica's database pool; set by deployments.deploy / deployments.kuberay from the replica counts.
+    db_pool: PoolArgs | None = None
 
 
 ARGS_MODEL = DispatcherArgs
@@ -82,10 +85,12 @@ class Dispatcher:
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     options = DispatcherArgs.model_validate(args or {})
+    check_pool_budget(options.name, options.num_replicas, options.db_pool, get_settings().db)
+    actor_options = replica_options(options.num_cpus, options.db_pool, options.llm_model)
     deployment = serve.deployment(
         Dispatcher,
         name=options.name,
         num_replicas=options.num_replicas,
-        ray_actor_options={"num_cpus": options.num_cpus, **llm_actor_options(options.llm_model)},
+        ray_actor_options=actor_options,
     )
     return deployment.bind()

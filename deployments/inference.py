@@ -16,6 +16,7 @@ from ray.serve.exceptions import (
 
 from callcov.inference.ports import InferenceError, TranscriptionRequest
 from callcov.inference.transcript import Transcript
+from deployments.db_pools import PoolArgs
 
 TRANSIENT = (
     BackPressureError,
@@ -26,13 +27,17 @@ TRANSIENT = (
 )
 
 
-def llm_actor_options(llm_model: str | None) -> dict[str, Any]:
-    """``ray_actor_options`` that give a replica the served model's name (from the Serve config) and
-    turn its LLM check on; read by ``callcov.config`` like every other setting."""
-    if llm_model is None:
-        return {}
-    env = {"CALLCOV_INFERENCE__LLM_MODEL": llm_model, "CALLCOV_INFERENCE__CHECK_LLM": "true"}
-    return {"runtime_env": {"env_vars": env}}
+def replica_options(num_cpus: float, db_pool: PoolArgs | None, llm_model: str | None) -> dict[str, Any]:
+    """``ray_actor_options`` of an ``api`` or ``dispatcher`` replica: its database pool (sized from the
+    replica counts) and the served model's name (from the Serve config, which also turns the replica's
+    LLM check on), as environment variables that ``callcov.config`` reads like every other setting."""
+    env = db_pool.env_vars() if db_pool is not None else {}
+    if llm_model is not None:
+        env |= {"CALLCOV_INFERENCE__LLM_MODEL": llm_model, "CALLCOV_INFERENCE__CHECK_LLM": "true"}
+    options: dict[str, Any] = {"num_cpus": num_cpus}
+    if env:
+        options["runtime_env"] = {"env_vars": env}
+    return options
 
 
 class ServeTranscriber:

@@ -48,6 +48,13 @@ class VLLMArgs(BaseModel):
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int = Field(default=1, ge=1)
     max_ongoing_requests: int = Field(default=64, ge=1)
+    # Autoscaling, set explicitly (ray.serve.llm's own default target is far above any batch, so the app
+    # would stay at min_replicas): add a replica when each holds more than this many requests. Keep it
+    # at 1/2 to 3/4 of max_ongoing_requests, and max_ongoing_requests at vLLM's max_num_seqs (one batch).
+    # None: 3/4 of max_ongoing_requests.
+    target_ongoing_requests: float | None = Field(default=None, gt=0)
+    upscale_delay_s: float = Field(default=30, ge=0)
+    downscale_delay_s: float = Field(default=600, ge=0)
     # A Ray accelerator type (ray.util.accelerators), e.g. "L40S", "H100"; None: any GPU.
     accelerator_type: str | None = None
     # More vLLM engine arguments (e.g. {"enforce_eager": true, "dtype": "bfloat16"}).
@@ -76,6 +83,27 @@ class VLLMArgs(BaseModel):
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
 
+    @model_validator(mode="after")
+    def _target_within_a_batch(self) -> VLLMArgs:
+        batch = self.engine_kwargs.get("max_num_seqs")
+        if (self.target_ongoing_requests or 0) > self.max_ongoing_requests:
+            raise ValueError("target_ongoing_requests must not exceed max_ongoing_requests")
+        if batch is not None and self.max_ongoing_requests > batch:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) exceeds vLLM's max_num_seqs ({batch}): "
+                "requests past one batch would queue inside the engine instead of scaling out"
+            )
+        return self
+
+    def autoscaling_config(self) -> dict[str, Any]:
+        return {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests or 0.75 * self.max_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+        }
+
     def llm_config(self) -> dict[str, Any]:
         """The ``ray.serve.llm.LLMConfig`` fields, as plain data."""
         source: str | dict[str, str] = self.model_source
@@ -91,7 +119,7 @@ class VLLMArgs(BaseModel):
             "model_loading_config": {"model_id": self.model_id, "model_source": source},
             "engine_kwargs": engine_kwargs,
             "deployment_config": {
-                "autoscaling_config": {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas},
+                "autoscaling_config": self.autoscaling_config(),
                 "max_ongoing_requests": self.max_ongoing_requests,
             },
             # Belt and braces: the engine must never reach for a hub.

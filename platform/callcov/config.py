@@ -29,7 +29,18 @@ class DatabaseSettings(BaseModel):
     # Empty means the embedded SQLite file under the data directory.
     url: str = ""
     echo: bool = False
-    pool_size: int = 10
+    # Connections of one process (one Serve replica): pool_size kept open, up to max_overflow more under
+    # load. On a cluster, `python -m deployments.deploy` sizes them per replica from the budget below.
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=20, ge=0)
+    # The server's max_connections, and how many of them stay free for others (migrations, psql,
+    # PostgreSQL's superuser_reserved_connections): the rest is shared by every replica's pool.
+    max_connections: int = Field(default=100, ge=1)
+    reserved_connections: int = Field(default=10, ge=0)
+
+    @property
+    def connection_budget(self) -> int:
+        return self.max_connections - self.reserved_connections
 
     def resolved_url(self, data_dir: Path) -> str:
         if not self.url:

@@ -29,7 +29,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, echo=settings.db.echo, pool_size=settings.db.pool_size, max_overflow=20, pool_pre_ping=True
+        url,
+        echo=settings.db.echo,
+        pool_size=settings.db.pool_size,
+        max_overflow=settings.db.max_overflow,
+        pool_pre_ping=True,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from ray.serve import Application
+from ray.serve.config import AutoscalingConfig
 
 from deployments import llm
 from deployments.llm import GPU_ONLY_BUILDERS, LlamaCppArgs, VLLMArgs, build_cpu_app
@@ -61,8 +62,18 @@ def test_vllm_args_make_an_llm_config() -> None:
     }
     assert config["engine_kwargs"]["enforce_eager"] is True
     assert config["engine_kwargs"]["tensor_parallel_size"] == 1
-    assert config["deployment_config"]["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3}
+    scaling = config["deployment_config"]["autoscaling_config"]
+    assert scaling == {
+        "min_replicas": 1,
+        "max_replicas": 3,
+        "target_ongoing_requests": 48,
+        "upscale_delay_s": 30,
+        "downscale_delay_s": 600,
+    }
+    AutoscalingConfig.model_validate(scaling)  # what ray.serve.llm hands to Serve
     assert config["accelerator_type"] == "L40S"
+    small = VLLMArgs(model_source="/m", max_ongoing_requests=8).llm_config()  # default: 3/4 of it
+    assert small["deployment_config"]["autoscaling_config"]["target_ongoing_requests"] == 6
     assert config["runtime_env"]["env_vars"]["HF_HUB_OFFLINE"] == "1"
     local = VLLMArgs(model_source="/models/qwen").llm_config()
     assert local["model_loading_config"]["model_source"] == "/models/qwen"
@@ -79,6 +90,9 @@ def test_vllm_args_make_an_llm_config() -> None:
         {"model_source": "/m", "min_replicas": 3, "max_replicas": 2},
         {"model_source": "/m", "gpu_memory_utilization": 1.5},
         {"model_source": "/m", "tensor_parallel": 2},
+        {"model_source": "/m", "max_ongoing_requests": 32, "target_ongoing_requests": 40},
+        {"model_source": "/m", "target_ongoing_requests": 0},
+        {"model_source": "/m", "max_ongoing_requests": 128, "engine_kwargs": {"max_num_seqs": 64}},
     ],
 )
 def test_bad_vllm_args_are_refused(args: dict[str, Any]) -> None:
@@ -97,3 +111,14 @@ def test_configs_llm_app_validates(config: str, builder: str) -> None:
     llm.ARGS_MODELS[builder].model_validate(app.get("args") or {})
     if builder not in GPU_ONLY_BUILDERS:
         assert isinstance(getattr(llm, builder)(app.get("args")), Application)
+
+
+def test_gpu_llm_autoscales_within_one_vllm_batch() -> None:
+    """The GPU app scales out before a replica's batch is full: ray.serve.llm's own default target
+    would keep it at min_replicas (issue 10)."""
+    args = VLLMArgs.model_validate(llm_app("serve.gpu.yaml")["args"])
+    batch = args.engine_kwargs["max_num_seqs"]
+    assert args.max_ongoing_requests == batch
+    assert 0.5 * batch <= args.target_ongoing_requests <= 0.75 * batch
+    scaling = args.llm_config()["deployment_config"]["autoscaling_config"]
+    assert scaling["target_ongoing_requests"] == args.target_ongoing_requests == 48
