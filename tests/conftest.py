@@ -246,7 +246,7 @@ def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
 
 @contextmanager
 def callcov_serve(
-    env: dict[str, str], port: int, log_path: Path, *, timeout_s: float = 240
+    env: dict[str, str], port: int, log_path: Path, *, timeout_s: float = 240, config: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``callcov-serve`` (local Ray + every Serve app of the config) on ``port``; yields its base URL
     and process once ``/health`` answers. Stopped with SIGINT (Serve shuts down cleanly), SIGKILL as a
@@ -254,7 +254,7 @@ def callcov_serve(
     serve_bin = Path(sys.executable).parent / "callcov-serve"
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
-            [str(serve_bin), "--port", str(port)],
+            [str(serve_bin), "--port", str(port), *(["--config", str(config)] if config else [])],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
