@@ -1,7 +1,7 @@
 # The CPU image: the API, the dispatcher and the CPU models (faster-whisper base, llama.cpp with the
 # packaged GGUF), installed from requirements.lock. The GPU image is Dockerfile.gpu.
-#   docker build -t callcov/callcov:cpu .
-#   docker run --rm -p 8000:8000 --shm-size=1g -v callcov-data:/data callcov/callcov:cpu
+#   docker build -t callcov/callcov:latest .
+#   docker run --rm -p 8000:8000 --shm-size=1g -v callcov-data:/data callcov/callcov:latest
 # serves configs/serve.local.yaml on the embedded defaults (SQLite and audio under /data); CALLCOV_*
 # variables configure the rest (README). scripts/docker-smoke.sh builds it and completes one analysis.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -33,14 +33,15 @@ RUN CALLCOV_MODELS_DIR=/opt/models /opt/venv/bin/python -c \
  && chmod -R a+rX /opt/models
 
 # ---- runtime: the interpreter, the venv, the code; no build tools, not root ----
+# The user is `ray` (uid 1000, home /home/ray) as in Ray's own images: ray-cluster.yaml's paths expect it.
 FROM ${BASE_IMAGE} AS runtime
 # libgomp1: OpenMP, which llama.cpp (xllamacpp) links against.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 callcov \
- && useradd --system --uid 10001 --gid callcov --create-home --home-dir /home/callcov callcov \
- && mkdir -p /data && chown callcov:callcov /data
+ && groupadd --gid 1000 ray \
+ && useradd --uid 1000 --gid ray --create-home --home-dir /home/ray --shell /bin/bash ray \
+ && mkdir -p /data && chown ray:ray /data
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/models /opt/models
 COPY --from=builder /app /app
@@ -48,7 +49,7 @@ ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0 \
     CALLCOV_DATA_DIR=/data CALLCOV_MODELS_DIR=/opt/models
 WORKDIR /app
-USER callcov
+USER ray
 VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=180s --retries=3 \

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mode=docker
 [ "${1:-}" = --buildah ] && mode=buildah
 DOCKER=${DOCKER:-docker}
-IMAGE=${IMAGE:-callcov/callcov:cpu}
+IMAGE=${IMAGE:-callcov/callcov:latest}
 PORT=${PORT:-18765}
 NAME=callcov-smoke-$$
 work=$(mktemp -d)

@@ -17,7 +17,8 @@
 #                          AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) or hf:<repo id>
 #                          (default hf:mobiuslabsgmbh/faster-whisper-large-v3-turbo)
 #   CALLCOV_SMOKE_LLM      the LLM's weights, same forms (default hf:Qwen/Qwen2.5-1.5B-Instruct)
-#   CALLCOV_SMOKE_LLM_ID   the model id vLLM serves and the dispatcher asks for (default: the repo id)
+#   CALLCOV_SMOKE_LLM_ID   the model id vLLM serves, the dispatcher asks for and /health checks
+#                          (default: the repo id)
 #   CALLCOV_SMOKE_MODELS   where fetched weights are kept between runs (default ~/.cache/callcov-smoke)
 #   CALLCOV_SMOKE_AUDIO    one WAV submitted three times, instead of three synthetic calls (espeak-ng, sox)
 #   CALLCOV_SMOKE_PORT     the Serve HTTP port (default 8000, on 127.0.0.1)
@@ -98,7 +99,7 @@ step "5. deploy configs/serve.gpu.yaml (one-GPU overrides) on 127.0.0.1:$PORT"
   --whisper "$whisper_dir" --llm "$llm_dir" --model-id "$LLM_ID" --port "$PORT"
 # The LLM route is internal: the dispatcher sends this key, callers without it are refused.
 CALLCOV_INFERENCE__LLM_API_KEY=$("$PY" -c "import secrets; print(secrets.token_urlsafe(32))")
-export CALLCOV_INFERENCE__LLM_API_KEY CALLCOV_INFERENCE__LLM_MODEL="$LLM_ID"
+export CALLCOV_INFERENCE__LLM_API_KEY   # (the model name comes from the config: llm_model)
 "$VENV/bin/callcov" migrate
 setsid "$VENV/bin/callcov-serve" --config "$work/serve.yaml" --skip-migrations >"$work/serve.log" 2>&1 &
 server_pid=$!

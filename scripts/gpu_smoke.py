@@ -72,14 +72,19 @@ def app(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def one_gpu_config(base: Path, whisper: Path, llm: Path, model_id: str, port: int) -> dict[str, Any]:
-    """serve.gpu.yaml on one GPU: the small models, loopback only, and one replica of everything.
+    """serve.gpu.yaml on one GPU: the small models, loopback only, one replica of everything.
 
     Whisper shares the GPU outside Ray's accounting (num_gpus 0: Ray leaves CUDA_VISIBLE_DEVICES alone)
-    because vLLM's placement group takes the whole GPU; vLLM is told to leave memory for it."""
+    because vLLM's placement group takes the whole GPU; vLLM is told to leave memory for it. The model
+    name is set wherever the config names it (the llm app, and the api and dispatcher's llm_model)."""
     config = yaml.safe_load(base.read_text())
     config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1", "port": port}
-    api = app(config, "api")["args"]
-    api["num_replicas"] = 1
+    for name in ("api", "dispatcher"):
+        args = app(config, name).setdefault("args", {})
+        args.pop("autoscaling_config", None)
+        args["num_replicas"] = 1  # one API replica: no Redis needed for shared rate limits
+        if "llm_model" in args:
+            args["llm_model"] = model_id
     llm_args = app(config, "llm")["args"]
     llm_args.update(model_id=model_id, model_source=str(llm), max_model_len=4096, gpu_memory_utilization=0.6)
     llm_args.update(min_replicas=1, max_replicas=1)
@@ -90,7 +95,6 @@ def one_gpu_config(base: Path, whisper: Path, llm: Path, model_id: str, port: in
     whisper_args.pop("resources", None)
     if "autoscaling_config" in whisper_args:
         whisper_args["autoscaling_config"].update(min_replicas=1, initial_replicas=1, max_replicas=1)
-    app(config, "dispatcher")["args"]["num_replicas"] = 1
     return config
 
 

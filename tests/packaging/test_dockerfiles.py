@@ -100,3 +100,19 @@ def test_gpu_image_finds_cuda_12_cublas() -> None:
     assert match, "ctranslate2 needs libcublas.so.12 on the loader path"
     assert "/opt/venv/lib/python3.11/site-packages/nvidia/cublas/lib" in match.group(1).split(":")
     assert "nvidia-cublas-cu12==" in (ROOT / "requirements-gpu.lock").read_text()
+
+
+def test_ray_cluster_images_are_the_ones_the_dockerfiles_build() -> None:
+    cluster = yaml.safe_load((ROOT / "ray-cluster.yaml").read_text())
+    built = {
+        dockerfile: re.findall(r"docker build (?:-f \S+ )?-t (\S+) \.", (ROOT / dockerfile).read_text())
+        for dockerfile in DOCKERFILES
+    }
+    assert cluster["docker"]["image"] in built["Dockerfile"]
+    for node in cluster["available_node_types"].values():
+        image = (node.get("docker") or {}).get("worker_image")
+        if image:
+            assert image in built["Dockerfile.gpu"], image
+    # The cluster's paths are under the image user's home (Ray's images use `ray`, /home/ray).
+    for dockerfile in DOCKERFILES:
+        assert parse(ROOT / dockerfile)[1].all("USER") == ["ray"]
