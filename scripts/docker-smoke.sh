@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CPU image (Dockerfile), runs it on its embedded defaults, waits for /health, then signs a
-# user up and completes one analysis of the tests' synthetic call through the public API
-# (scripts/smoke_api.py). Prints the build, start and analysis times.
+# user up on the starter plan and completes one full analysis of the tests' synthetic call through the
+# public API, with the image's LLM evaluating it (scripts/smoke_api.py). Prints the build, start and
+# analysis times.
 #   scripts/docker-smoke.sh             with a Docker engine (DOCKER=podman for Podman)
 #   scripts/docker-smoke.sh --buildah   without one (root, Linux): buildah builds the image (chroot
 #                                       isolation), and the image's filesystem runs in a chroot as the
@@ -96,7 +97,7 @@ else
   code=(--outbox-sqlite "$mnt/data/callcov.db")
 fi
 if ! .venv/bin/python scripts/smoke_api.py --base-url "http://127.0.0.1:$PORT" --audio "$work/call.wav" \
-  "${code[@]}" --health-timeout 300 --timeout 300; then
+  "${code[@]}" --tier starter --expect-llm evaluated --health-timeout 300 --timeout 420; then
   echo "--- the service's log (last lines)" >&2
   if [ "$mode" = docker ]; then "$DOCKER" logs --tail 80 "$NAME" >&2; else grep -v state-dump "$work/serve.log" | tail -n 80 >&2; fi
   exit 1
