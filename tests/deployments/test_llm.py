@@ -350,3 +350,11 @@ def test_cpu_app_answers_through_ray_serve(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+@pytest.mark.parametrize("error", [LLMUnavailable, LLMRequestRejected])
+def test_status_errors_cross_ray_actors(error: type) -> None:
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error("HTTP 404: no such model", status_code=404)))
+    assert type(copy) is error and copy.status_code == 404 and str(copy) == "HTTP 404: no such model"

@@ -42,43 +42,36 @@ class LLMClient(Protocol):
         ...
 
 
-class InferenceError(Exception):
-    """A transient failure of a model backend (busy, unavailable, timed out): the job is retried."""
-
-
-class LLMUnavailable(InferenceError):
-    """The endpoint does not serve this model to us (401, 403 or 404: wrong model name, key or route,
-    or a model still being deployed). A deployment fault, not a verdict on the call: the job is
-    retried with backoff (never scored on rules alone), and the start-up check fails loudly."""
+class WithStatus(Exception):
+    """An error that keeps the endpoint's HTTP status, picklable across Ray actor boundaries."""
 
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_unavailable, (str(self), self.status_code))
+        return (_with_status, (type(self), str(self), self.status_code))
 
 
-def _unavailable(message: str, status_code: int) -> LLMUnavailable:
-    return LLMUnavailable(message, status_code=status_code)
+def _with_status(cls: type[WithStatus], message: str, status_code: int) -> WithStatus:
+    return cls(message, status_code=status_code)
+
+
+class InferenceError(Exception):
+    """A transient failure of a model backend (busy, unavailable, timed out): the job is retried."""
+
+
+class LLMUnavailable(WithStatus, InferenceError):
+    """The endpoint does not serve this model to us (401, 403 or 404: wrong model name, key or route,
+    or a model still being deployed). A deployment fault, not a verdict on the call: the job is
+    retried with backoff (never scored on rules alone), and the start-up check fails loudly."""
 
 
 class LLMOutputInvalid(Exception):
     """The model answered, but not with JSON that satisfies the schema."""
 
 
-class LLMRequestRejected(Exception):
+class LLMRequestRejected(WithStatus):
     """The endpoint refused this request (a 4xx other than 401/403/404/408/429, or a reply that is not
     a chat completion), e.g. a prompt over the context. Retrying will not help: the scorer degrades to
     its deterministic checks and records why."""
-
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rejected, (str(self), self.status_code))
-
-
-def _rejected(message: str, status_code: int) -> LLMRequestRejected:
-    return LLMRequestRejected(message, status_code=status_code)
