@@ -102,11 +102,7 @@ class OpenAICompatibleClient:
 
     async def status_without_credentials(self) -> int:
         """The HTTP status of ``GET /models`` sent with no credentials (the endpoint must refuse it)."""
-        url = self.base_url + "/models"
-        try:
-            response = await self._http.get(url, timeout=self._timeout)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise InferenceError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
+        response = await self._send("GET", "/models", headers={})
         return response.status_code
 
     async def aclose(self) -> None:
@@ -121,16 +117,20 @@ class OpenAICompatibleClient:
     ) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response, whatever its status; a transport failure or timeout is an ``InferenceError``."""
         url = self.base_url + path
+        kwargs.setdefault("headers", self._headers)
         try:
-            response = await self._http.request(
-                method, url, headers=self._headers, timeout=self._timeout, **kwargs
-            )
+            return await self._http.request(method, url, timeout=self._timeout, **kwargs)
         except httpx.TimeoutException as exc:
             raise InferenceError(f"{method} {url}: timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise InferenceError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.base_url + path
+        response = await self._send(method, path, **kwargs)
         status = response.status_code
         if status in RETRYABLE_STATUS or status >= 500:
             raise InferenceError(f"{method} {url}: HTTP {status}: {_error_message(response)}")
