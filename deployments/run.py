@@ -12,6 +12,7 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,9 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "serve.local.yaml"
 
 
-def llm_route(path: Path) -> str:
+def llm_route(config: dict[str, Any]) -> str:
     """The route prefix of the config's ``llm`` app (``/llm`` when it has none)."""
-    config = yaml.safe_load(path.read_text()) or {}
     apps = {app.get("name"): app for app in config.get("applications", [])}
     return str((apps.get("llm") or {}).get("route_prefix") or "/llm").rstrip("/")
 
@@ -38,9 +38,11 @@ def internal_llm_env(port: int, route: str) -> None:
         os.environ["CALLCOV_INFERENCE__LLM_API_KEY"] = secrets.token_urlsafe(32)
 
 
-def prepare_config(path: Path, host: str | None, port: int | None) -> tuple[Path, int]:
-    """The config to run (a copy when host or port is overridden) and its HTTP port."""
-    config = yaml.safe_load(path.read_text()) or {}
+def prepare_config(
+    path: Path, config: dict[str, Any], host: str | None, port: int | None
+) -> tuple[Path, int]:
+    """The config to run (``path``, or a copy of ``config`` when host or port is overridden) and its
+    HTTP port."""
     http = config.setdefault("http_options", {})
     if host is None and port is None:
         return path, int(http.get("port", 8000))
@@ -72,11 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP", "0")
     if not args.skip_migrations:
         run_migrations(settings)
-    config, port = prepare_config(args.config.resolve(), args.host, args.port)
+    path = args.config.resolve()
+    config = yaml.safe_load(path.read_text()) or {}
+    to_run, port = prepare_config(path, config, args.host, args.port)
     internal_llm_env(port, llm_route(config))
     serve_cli = Path(sys.executable).parent / "serve"
     os.chdir(ROOT)
-    os.execv(str(serve_cli), [str(serve_cli), "run", str(config)])
+    os.execv(str(serve_cli), [str(serve_cli), "run", str(to_run)])
 
 
 if __name__ == "__main__":
