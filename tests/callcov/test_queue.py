@@ -75,6 +75,23 @@ async def test_claim_is_exclusive_and_leased(sessionmaker) -> None:  # type: ign
 
 
 @pytest.mark.asyncio
+async def test_claim_takes_no_more_than_its_limit(sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    """A runner's free slots bound its claim: PostgreSQL may run an ``IN (SELECT ... LIMIT n FOR UPDATE
+    SKIP LOCKED)`` subquery more than once and update more than n rows (found: 3 claimed for 2 slots)."""
+    kind = f"{KIND}-{uuid.uuid4().hex[:8]}"
+    async with sessionmaker() as session:
+        for n in range(5):
+            queue.enqueue(session, kind, {"n": n})
+        await session.commit()
+    claims = [
+        await queue.claim(sessionmaker, worker_id=f"w{i}", kinds=[kind], lease_s=30, limit=2)
+        for i in range(3)
+    ]
+    assert [len(jobs) for jobs in claims] == [2, 2, 1]
+    assert len({job.id for jobs in claims for job in jobs}) == 5
+
+
+@pytest.mark.asyncio
 async def test_expired_lease_is_claimed_again(sessionmaker) -> None:  # type: ignore[no-untyped-def]
     job_id, kind = await add_job(sessionmaker)
     [job] = await queue.claim(sessionmaker, worker_id="crashed", kinds=[kind], lease_s=30, limit=1)

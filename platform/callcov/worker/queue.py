@@ -54,6 +54,9 @@ async def claim(
     lease_s: float,
     limit: int,
 ) -> list[Job]:
+    """Lease up to ``limit`` due jobs of ``kinds``. The ids are picked first (locked, skipping rows
+    another claim holds, on PostgreSQL) and then updated, in one transaction: an ``UPDATE ... WHERE id
+    IN (SELECT ... LIMIT n)`` lets PostgreSQL run the subquery more than once and take more than n."""
     async with sessionmaker() as session:
         now = utcnow()
         candidates = (
@@ -64,9 +67,13 @@ async def claim(
         )
         if session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
+        ids = list((await session.exec(candidates)).all())
+        if not ids:
+            await session.rollback()
+            return []
         claimed = await session.exec(
             update(Job)
-            .where(col(Job.id).in_(candidates.scalar_subquery()), _due(now))
+            .where(col(Job.id).in_(ids), _due(now))  # due again: SQLite picks without a lock
             .values(
                 status="running",
                 attempts=Job.attempts + 1,
@@ -118,6 +125,21 @@ async def retry_later(
         last_error=error[:2000],
     )
     return True
+
+
+async def release(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str) -> bool:
+    """Hand a running job back unfinished (its worker is shutting down): due at once, and the
+    attempt it was on does not count. False if the job is no longer ours."""
+    return await _update_owned(
+        sessionmaker,
+        job_id,
+        worker_id,
+        status="queued",
+        run_after=utcnow(),
+        lease_until=None,
+        locked_by=None,
+        attempts=Job.attempts - 1,
+    )
 
 
 async def reschedule(session: AsyncSession, job_id: uuid.UUID, worker_id: str, run_after: datetime) -> bool:

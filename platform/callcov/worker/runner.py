@@ -51,7 +51,7 @@ class Runner:
         self.on_give_up = on_give_up
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Job] = {}
 
     async def run_once(self) -> int:
         """Claim what fits in the free slots and start it; returns how many jobs were started."""
@@ -67,7 +67,7 @@ class Runner:
         )
         for job in jobs:
             task = asyncio.create_task(self._run_job(job))
-            self._running.add(task)
+            self._running[task] = job
             task.add_done_callback(self._finished)
         return len(jobs)
 
@@ -76,7 +76,7 @@ class Runner:
         return len(self._running)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         self.wake.set()
 
     async def drain(self) -> None:
@@ -86,6 +86,7 @@ class Runner:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until ``stop``; running jobs go on (``shutdown`` ends them)."""
         while not stop.is_set():
             try:
                 started = await self.run_once()
@@ -99,8 +100,24 @@ class Runner:
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.poll_interval_s)
             except TimeoutError:
                 pass
-        for task in list(self._running):
+
+    async def shutdown(self, stop: asyncio.Event, grace_s: float) -> None:
+        """A graceful stop: claim nothing more, give running jobs ``grace_s`` to finish, then stop
+        the rest and hand their leases back (``queue.release``) so that another worker claims them
+        at once, without counting the attempt. A job's finished stages are already recorded (each
+        pipeline stage is its own job), so only the unfinished stage runs again."""
+        stop.set()
+        self.wake.set()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_s)
+        unfinished = dict(self._running)
+        for task in unfinished:
             task.cancel()
+        if unfinished:
+            await asyncio.wait(set(unfinished))
+        for job in unfinished.values():
+            if await queue.release(self.sessionmaker, job.id, self.worker_id):
+                logger.info("released job %s (%s) at shutdown", job.id, job.kind)
 
     async def _run_job(self, job: Job) -> None:
         heartbeat = asyncio.create_task(self._keep_lease(job))

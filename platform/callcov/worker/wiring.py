@@ -84,6 +84,25 @@ class Runners:
         """Run every loop until ``stop``; the tasks of the loops."""
         return [asyncio.create_task(runner.run_forever(stop)) for runner in self]
 
+    async def shutdown(self, stop: asyncio.Event, grace_s: float) -> None:
+        """Stop every loop gracefully (``Runner.shutdown``), all within one grace period."""
+        await asyncio.gather(*(runner.shutdown(stop, grace_s) for runner in self))
+
+    def only(self, *groups: str) -> Runners:
+        """The runners of these groups."""
+        return Runners({group: self.by_group[group] for group in groups})
+
+    async def drain(self) -> None:
+        """Run these runners until none of them has a due or running job: a job that one stage
+        enqueues for the next (transcription, then scoring) is run too. For tests and batch jobs."""
+        busy = True
+        while busy:
+            busy = False
+            for runner in self:
+                if await runner.run_once() or runner.in_flight:
+                    busy = True
+                    await runner.drain()
+
 
 def build_runners(
     groups: Iterable[TaskGroup],
