@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from callcov.config import Settings
+from deployments.capacity import CapacityError, apply_slots
 from deployments.db_pools import PoolBudgetError, apply_pools
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -135,12 +136,13 @@ def check_env(env: Mapping[str, str]) -> Settings:
 
 
 def build_payload(config: dict[str, Any], env: Mapping[str, str], budget: int) -> dict[str, Any]:
-    """The Serve config to PUT: pools sized for ``budget``, ``env`` in every application's runtime_env."""
+    """The Serve config to PUT: pools sized for ``budget``, the dispatcher's slots per stage
+    (``deployments.capacity``), ``env`` in every application's runtime_env."""
     from ray.serve.schema import ServeDeploySchema
 
     try:
-        payload = apply_pools(config, budget)
-    except PoolBudgetError as error:
+        payload = apply_slots(apply_pools(config, budget))
+    except (PoolBudgetError, CapacityError) as error:
         raise DeployError(str(error)) from error
     for app in payload.get("applications", []):
         runtime_env = dict(app.get("runtime_env") or {})

@@ -1,8 +1,16 @@
 """The dispatcher: a Serve deployment that drains the durable job queue. It builds the inference
 ports (transcription through the ``whisper`` app's handle, scoring through the OpenAI-compatible
 ``llm`` endpoint with the internal key) and runs the loops of every domain's jobs as
-``callcov.jobs`` builds them (one runner per task group: analyses, webhook deliveries, billing),
-woken per job kind over Redis.
+``callcov.jobs`` builds them (one runner per task group: transcription, scoring, webhook deliveries,
+billing), woken per job kind over Redis.
+
+The two analysis stages run with as many calls in flight as their model deployment can take at its
+most replicas (``transcription_slots``, ``scoring_slots``, set from the config by
+``deployments.capacity``), so that a backlog queues at the handles, where Serve's autoscaler sees it.
+
+A replica being stopped (scale-in, redeploy) stops claiming, gives running jobs ``graceful_stop_s`` to
+finish and hands the leases of the rest back (``Runner.shutdown``); a finished transcription is kept,
+because scoring is its own job.
 
 Before it claims a job it checks the LLM (``callcov.inference.llm_check``): the model named by
 ``llm_model`` (the same YAML anchor as the ``llm`` app's model in ``configs/serve.*.yaml``) must be
@@ -41,14 +49,23 @@ class DispatcherArgs(BaseModel):
     llm_model: str | None = None
     # Each replica's database pool; set by deployments.deploy / deployments.kuberay from the replica counts.
     db_pool: PoolArgs | None = None
+    # Calls in flight per stage on each replica; set from the model apps by deployments.capacity.
+    transcription_slots: int | None = Field(default=None, ge=1)
+    scoring_slots: int | None = Field(default=None, ge=1)
+    # On stop: how long running jobs may finish before their leases are handed back. Serve's
+    # graceful_shutdown_timeout_s is set a little above it.
+    graceful_stop_s: float = Field(default=45.0, ge=0)
 
 
 ARGS_MODEL = DispatcherArgs
 
 
 class Dispatcher:
-    async def __init__(self, settings: Settings | None = None) -> None:  # type: ignore[misc]  # Serve awaits it
+    async def __init__(  # type: ignore[misc]  # Serve awaits it
+        self, settings: Settings | None = None, graceful_stop_s: float = 45.0
+    ) -> None:
         self.settings = settings or get_settings()
+        self.graceful_stop_s = graceful_stop_s
         inference = self.settings.inference
         llm = build_llm_client(inference)
         if inference.check_llm:
@@ -70,27 +87,43 @@ class Dispatcher:
             wake_ups = listen(self.settings.redis, self.runners.wake, self.stop, retry_s=retry_s)
             self.tasks.append(asyncio.create_task(wake_ups))
 
+    async def __del__(self) -> None:
+        """Serve calls this when it stops the replica: finish or hand back the running jobs."""
+        await self.runners.shutdown(self.stop, self.graceful_stop_s)
+        for task in self.tasks:
+            task.cancel()
+        await self.engine.dispose()
+
     async def check_health(self) -> None:
         if any(loop.done() for loop in self.loops):
             raise RuntimeError("a dispatcher loop has stopped")
 
     async def stats(self) -> dict[str, Any]:
-        analysis, webhooks = self.runners["analysis"], self.runners["webhooks"]
+        """Jobs in flight and slots per task group, e.g. ``{"transcription": {"running": 3, "slots": 8}}``."""
         return {
-            "worker_id": analysis.worker_id,
-            "running": analysis.in_flight,
-            "webhooks_in_flight": webhooks.in_flight,
+            group: {
+                "worker_id": runner.worker_id,
+                "running": runner.in_flight,
+                "slots": runner.settings.concurrency,
+            }
+            for group, runner in self.runners.by_group.items()
         }
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     options = DispatcherArgs.model_validate(args or {})
     check_pool_budget(options.name, options.num_replicas, options.db_pool, get_settings().db)
-    actor_options = replica_options(options.num_cpus, options.db_pool, options.llm_model)
+    slots = {
+        "CALLCOV_WORKER__TRANSCRIPTION_CONCURRENCY": options.transcription_slots,
+        "CALLCOV_WORKER__SCORING_CONCURRENCY": options.scoring_slots,
+    }
+    env = {name: str(value) for name, value in slots.items() if value is not None}
+    actor_options = replica_options(options.num_cpus, options.db_pool, options.llm_model, env)
     deployment = serve.deployment(
         Dispatcher,
         name=options.name,
         num_replicas=options.num_replicas,
         ray_actor_options=actor_options,
+        graceful_shutdown_timeout_s=options.graceful_stop_s + 15,
     )
-    return deployment.bind()
+    return deployment.bind(graceful_stop_s=options.graceful_stop_s)

@@ -16,6 +16,7 @@ from ray.serve.exceptions import (
 
 from callcov.inference.ports import InferenceError, TranscriptionRequest
 from callcov.inference.transcript import Transcript
+from deployments.capacity import TRANSCRIPTION_TIMEOUT_S
 from deployments.db_pools import PoolArgs
 
 TRANSIENT = (
@@ -27,11 +28,14 @@ TRANSIENT = (
 )
 
 
-def replica_options(num_cpus: float, db_pool: PoolArgs | None, llm_model: str | None) -> dict[str, Any]:
+def replica_options(
+    num_cpus: float, db_pool: PoolArgs | None, llm_model: str | None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """``ray_actor_options`` of an ``api`` or ``dispatcher`` replica: its database pool (sized from the
-    replica counts) and the served model's name (from the Serve config, which also turns the replica's
-    LLM check on), as environment variables that ``callcov.config`` reads like every other setting."""
-    env = db_pool.env_vars() if db_pool is not None else {}
+    replica counts), the served model's name (from the Serve config, which also turns the replica's
+    LLM check on) and any other ``env``, as environment variables that ``callcov.config`` reads like
+    every other setting."""
+    env = {**(db_pool.env_vars() if db_pool is not None else {}), **(env or {})}
     if llm_model is not None:
         env |= {"CALLCOV_INFERENCE__LLM_MODEL": llm_model, "CALLCOV_INFERENCE__CHECK_LLM": "true"}
     options: dict[str, Any] = {"num_cpus": num_cpus}
@@ -44,7 +48,7 @@ class ServeTranscriber:
     """Calls the ``whisper`` Serve application; Serve's overload and availability errors become
     ``InferenceError`` so the job is retried with backoff."""
 
-    def __init__(self, app_name: str, timeout_s: float = 1800.0) -> None:
+    def __init__(self, app_name: str, timeout_s: float = TRANSCRIPTION_TIMEOUT_S) -> None:
         self.app_name = app_name
         self.timeout_s = timeout_s
         self._handle: Any = None

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from callcov.config import DatabaseSettings
+from deployments.capacity import apply_slots
 from deployments.db_pools import apply_pools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +182,7 @@ def network_policy() -> dict[str, Any]:
 
 
 def serve_config(budget: int) -> dict[str, Any]:
-    return apply_pools(yaml.safe_load(SERVE_CONFIG.read_text()), budget)
+    return apply_slots(apply_pools(yaml.safe_load(SERVE_CONFIG.read_text()), budget))
 
 
 def documents(budget: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import yaml
 
 from callcov.config import get_settings
 from callcov.db import run_migrations
+from deployments.capacity import CapacityError, apply_slots
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "serve.local.yaml"
@@ -41,11 +42,14 @@ def internal_llm_env(port: int, route: str) -> None:
 def prepare_config(
     path: Path, config: dict[str, Any], host: str | None, port: int | None
 ) -> tuple[Path, int]:
-    """The config to run (``path``, or a copy of ``config`` when host or port is overridden) and its
-    HTTP port."""
+    """The config to run (a copy of ``config`` in a temporary file, with the dispatcher's slots per
+    stage from ``deployments.capacity`` and the host or port overrides) and its HTTP port. ``path``
+    names the source in errors."""
+    try:
+        config = apply_slots(config)
+    except CapacityError as error:
+        raise SystemExit(f"{path}: {error}") from error
     http = config.setdefault("http_options", {})
-    if host is None and port is None:
-        return path, int(http.get("port", 8000))
     if host is not None:
         http["host"] = host
     if port is not None:

@@ -78,6 +78,8 @@ class WhisperArgs(WhisperTunables):
     model_dir: str | None = None
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str | None = None  # None: int8 on CPU, float16 on CUDA
+    # Seconds for a replica to come up from nothing; required for min_replicas 0 (deployments/capacity.py).
+    cold_start_s: float | None = Field(default=None, gt=0)
     cpu_threads: int = Field(default=0, ge=0)  # 0: CTranslate2's default
     num_workers: int = Field(default=1, ge=1)  # concurrent decodes inside one model
     batch_size: int = Field(default=0, ge=0)  # > 0: BatchedInferencePipeline (GPU)

@@ -156,7 +156,12 @@ class InferenceSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    # Jobs in flight per runner (per task group) of one dispatcher replica. The analysis stages have
+    # their own: the Serve configs set them from the model deployments' capacity (max replicas x
+    # max_ongoing_requests, deployments/capacity.py); unset, they fall back to ``concurrency``.
     concurrency: int = 2
+    transcription_concurrency: int | None = Field(default=None, ge=1)
+    scoring_concurrency: int | None = Field(default=None, ge=1)
     lease_s: float = 120.0
     poll_interval_s: float = 2.0
     max_attempts: int = 6

@@ -15,7 +15,7 @@ from callcov.inference.ports import LLMClient, Transcriber
 from callcov.webhooks import tasks as webhooks
 from callcov.worker.wiring import Runners, TaskGroup, build_runners
 
-TASK_GROUPS: tuple[TaskGroup, ...] = (analyses.TASKS, webhooks.TASKS, billing.TASKS)
+TASK_GROUPS: tuple[TaskGroup, ...] = (analyses.TRANSCRIPTION, analyses.SCORING, webhooks.TASKS, billing.TASKS)
 
 
 def build_job_runners(
@@ -26,6 +26,7 @@ def build_job_runners(
     llm: LLMClient | None,
     worker_id: str | None = None,
 ) -> Runners:
-    """The runners of every task group (by group name: ``analysis``, ``webhooks``, ``billing``)."""
+    """The runners of every task group (by group name: ``transcription``, ``scoring``, ``webhooks``,
+    ``billing``)."""
     ports = Inference(transcriber=transcriber, llm=llm)
     return build_runners(TASK_GROUPS, sessionmaker, settings, ports, worker_id=worker_id)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from test_pipeline import FakeTranscriber, runner_for, submitted
 
 import callcov
+from callcov.analyses.pipeline import SCORE_JOB
 from callcov.billing.metering import REPORT_USAGE_JOB
 from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.jobs import TASK_GROUPS
@@ -49,7 +50,7 @@ def enqueued_kinds() -> dict[str, str]:
 class TestWiring:
     async def test_every_enqueued_kind_has_a_runner(self, app: FastAPI) -> None:
         kinds = enqueued_kinds()
-        assert set(kinds) == {"analysis", WEBHOOK_JOB, STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
+        assert set(kinds) == {"analysis", SCORE_JOB, WEBHOOK_JOB, STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
         runners = job_runners(app)
         assert runners.kinds == set(kinds)
         assert runners.kinds == {kind for group in TASK_GROUPS for kind in group.kinds}
@@ -57,14 +58,23 @@ class TestWiring:
     async def test_one_runner_per_group_at_its_concurrency(self, app: FastAPI) -> None:
         runners = job_runners(app, worker={"concurrency": 3}, webhooks={"concurrency": 11})
         assert {name: runner.settings.concurrency for name, runner in runners.by_group.items()} == {
-            "analysis": 3,
+            "transcription": 3,
+            "scoring": 3,
             "webhooks": 11,
             "billing": 3,
         }
-        assert set(runners["analysis"].handlers) == {"analysis"}
+        assert set(runners["transcription"].handlers) == {"analysis"}
+        assert set(runners["scoring"].handlers) == {SCORE_JOB}
         assert set(runners["webhooks"].handlers) == {WEBHOOK_JOB}
         assert set(runners["billing"].handlers) == {STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
-        assert runners["webhooks"].on_give_up is not None and runners["analysis"].on_give_up is not None
+        assert all(runner.on_give_up is not None for runner in runners.only("transcription", "scoring", "webhooks"))
+
+    async def test_the_analysis_stages_have_their_own_slots(self, app: FastAPI) -> None:
+        """Set from the model deployments' capacity (deployments/capacity.py), not the fixed default."""
+        worker = {"concurrency": 2, "transcription_concurrency": 8, "scoring_concurrency": 64}
+        runners = job_runners(app, worker=worker)
+        assert (runners["transcription"].settings.concurrency, runners["scoring"].settings.concurrency) == (8, 64)
+        assert runners["billing"].settings.concurrency == 2
 
 
 class TestWakeUps:

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import select
 from test_submission import submit
 
-from callcov.analyses.pipeline import FAILED_MESSAGE
+from callcov.analyses.pipeline import FAILED_MESSAGE, SCORE_JOB
 from callcov.inference.ports import (
     InferenceError,
     LLMOutputInvalid,
@@ -26,7 +26,7 @@ from callcov.inference.ports import (
 from callcov.inference.transcript import Segment, Transcript, Word
 from callcov.models import Analysis, Job
 from callcov.state import state_of_app
-from callcov.worker.runner import Runner
+from callcov.worker.wiring import Runners
 
 pytestmark = pytest.mark.asyncio
 
@@ -76,9 +76,11 @@ class FakeTranscriber:
         return TRANSCRIPT
 
 
-def runner_for(app: FastAPI, transcriber: FakeTranscriber, **worker: float) -> Runner:
-    """The production analysis runner (``callcov.jobs``) with a test double of the transcriber."""
-    return job_runners(app, transcriber, worker={"concurrency": 2, "lease_s": 30, **worker})["analysis"]
+def runner_for(app: FastAPI, transcriber: FakeTranscriber, llm: object = None, **worker: float) -> Runners:
+    """The production runners of the analysis stages (``callcov.jobs``: transcription, then scoring)
+    with a test double of the transcriber; ``drain()`` runs both."""
+    runners = job_runners(app, transcriber, worker={"concurrency": 2, "lease_s": 30, **worker}, llm=llm)
+    return runners.only("transcription", "scoring")
 
 
 async def submitted(client: httpx.AsyncClient, signed_up: SignUp) -> tuple[str, str]:
@@ -88,9 +90,9 @@ async def submitted(client: httpx.AsyncClient, signed_up: SignUp) -> tuple[str, 
     return key, r.json()["id"]
 
 
-async def job_of(app: FastAPI, analysis_id: str) -> Job:
+async def job_of(app: FastAPI, analysis_id: str, kind: str = "analysis") -> Job:
     async with state_of_app(app).sessionmaker() as session:
-        jobs = (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
+        jobs = (await session.exec(select(Job).where(Job.kind == kind))).all()
     return next(job for job in jobs if job.payload["analysis_id"] == analysis_id)
 
 
@@ -112,11 +114,13 @@ async def test_completes_once(client: httpx.AsyncClient, app: FastAPI, signed_up
     assert "call_recording_notice" in results["compliance"]["mandatory_disclosures"]["matched_disclosures"]
     assert body["metadata"]["completed_at"] and body["metadata"]["processing_time_ms"] is not None
     assert (await job_of(app, analysis_id)).status == "done"
-    # Running the job again (a duplicate after a crash) changes nothing.
+    assert (await job_of(app, analysis_id, SCORE_JOB)).status == "done"
+    # Running either stage's job again (a duplicate after a crash) changes nothing.
     async with state_of_app(app).sessionmaker() as session:
         row = await session.get(Analysis, uuid.UUID(analysis_id))
-    handle = runner_for(app, transcriber).handlers["analysis"]
-    await handle(await job_of(app, analysis_id))
+    runners = runner_for(app, transcriber)
+    await runners["transcription"].handlers["analysis"](await job_of(app, analysis_id))
+    await runners["scoring"].handlers[SCORE_JOB](await job_of(app, analysis_id, SCORE_JOB))
     async with state_of_app(app).sessionmaker() as session:
         again = await session.get(Analysis, uuid.UUID(analysis_id))
     assert row is not None and again is not None and again.completed_at == row.completed_at
@@ -218,7 +222,7 @@ async def test_every_analysis_records_whether_the_llm_evaluated_it(
     runners = job_runners(
         app, FakeTranscriber(), worker={"concurrency": 2, "lease_s": 30}, llm=ScriptedLLM(reply)
     )
-    await runners["analysis"].drain()
+    await runners.only("transcription", "scoring").drain()
     assert await evaluation_of(app, client, key, analysis_id) == expected
 
 
@@ -237,10 +241,48 @@ async def test_an_llm_that_does_not_serve_the_model_is_retried_not_skipped(
     """A 404 for the model (a misconfigured deployment) must not complete the call on rules alone."""
     _, analysis_id = await full_analysis(client, app, signed_up)
     llm = ScriptedLLM(LLMUnavailable("HTTP 404: model not found", status_code=404))
-    runners = job_runners(app, FakeTranscriber(), worker={"concurrency": 2, "lease_s": 30}, llm=llm)
-    await runners["analysis"].drain()
+    await runner_for(app, FakeTranscriber(), llm=llm).drain()
     async with state_of_app(app).sessionmaker() as session:
         row = await session.get(Analysis, uuid.UUID(analysis_id))
-    job = await job_of(app, analysis_id)
+    job = await job_of(app, analysis_id, SCORE_JOB)
     assert row is not None and row.status == "processing"
     assert job.status == "queued" and job.attempts == 1 and "404" in (job.last_error or "")
+
+
+async def test_the_stages_are_separate_jobs(client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+    """Transcription ends by enqueueing the scoring job with the transcript: a call waiting for the
+    LLM holds no transcription slot, and its transcription is kept."""
+    _, analysis_id = await submitted(client, signed_up)
+    runners = runner_for(app, FakeTranscriber())
+    await runners["transcription"].drain()
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None and row.status == "processing"
+    assert (await job_of(app, analysis_id)).status == "done"
+    scoring = await job_of(app, analysis_id, SCORE_JOB)
+    assert scoring.status == "queued" and Transcript.model_validate(scoring.payload["transcript"]) == TRANSCRIPT
+    await runners["scoring"].drain()
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None and row.status == "completed" and row.transcriber_model == "double"
+
+
+async def test_a_retried_scoring_does_not_transcribe_again(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    key, analysis_id = await full_analysis(client, app, signed_up)
+    transcriber = FakeTranscriber()
+    llm = ScriptedLLM(LLMUnavailable("HTTP 503: loading", status_code=503))
+    runners = runner_for(app, transcriber, llm=llm)
+    await runners["transcription"].drain()
+    await runners["scoring"].drain()
+    job = await job_of(app, analysis_id, SCORE_JOB)
+    assert job.status == "queued" and job.attempts == 1
+    llm.replies = [good_answer()]
+    await make_due(app, job.id)
+    await runners.drain()
+    assert (await evaluation_of(app, client, key, analysis_id))["llm"] == "evaluated"
+    async with state_of_app(app).sessionmaker() as session:
+        row = await session.get(Analysis, uuid.UUID(analysis_id))
+    assert row is not None and row.audio_uri
+    assert len([c for c in transcriber.calls if c.audio_uri == row.audio_uri]) == 1

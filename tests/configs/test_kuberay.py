@@ -12,6 +12,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from callcov.config import DatabaseSettings
 from deployments import kuberay
+from deployments.capacity import apply_slots
 from deployments.db_pools import apply_pools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ def test_manifest_is_the_generators_output() -> None:
 def test_serve_config_is_serve_gpu_yaml_with_the_pools() -> None:
     serve = yaml.safe_load(documents()["RayService"]["spec"]["serveConfigV2"])
     source = yaml.safe_load((ROOT / "configs" / "serve.gpu.yaml").read_text())
-    assert serve == apply_pools(source, DatabaseSettings().connection_budget)
+    assert serve == apply_slots(apply_pools(source, DatabaseSettings().connection_budget))
     ServeDeploySchema.model_validate(serve)
 
 

@@ -1,4 +1,9 @@
-"""The analysis job: transcribe the stored audio, score the transcript, record the result once.
+"""The analysis, in two pipelined stages, each its own job kind with its own runner and slots:
+
+1. ``analysis`` (transcription): transcribe the stored audio, then, in one transaction, finish this job
+   and enqueue the ``analysis.score`` job that carries the transcript. A call waiting for the LLM holds
+   no transcription slot, and a retried (or released) scoring never transcribes again.
+2. ``analysis.score`` (scoring): score the transcript, record the result once.
 
 Idempotent: an analysis that is no longer ``processing`` is skipped, and the final update only
 applies to a ``processing`` row, so a job that runs twice (a crashed worker's lease expired while
@@ -26,11 +31,13 @@ from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
-from callcov.worker.runner import PermanentError, RetryableError, payload_id
+from callcov.worker import queue
+from callcov.worker.runner import PermanentError, RetryableError, Settled, payload_id
 
 logger = logging.getLogger("callcov.pipeline")
 
 FAILED_MESSAGE = "The recording could not be processed. Contact support with the analysis id."
+SCORE_JOB = "analysis.score"  # the second stage; the first is service.ANALYSIS_JOB, which a submission enqueues
 
 
 @dataclass
@@ -47,31 +54,66 @@ class AnalysisPipeline:
         fetch_audio: Callable[[str], Awaitable[Path]],
         *,
         on_event: Callable[[], None] | None = None,
+        on_scoring: Callable[[], None] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.inference = inference
         self.fetch_audio = fetch_audio
-        # Called after a commit that wrote a webhook event (wakes the delivery loop).
+        # Called after a commit that wrote a webhook event (wakes the delivery loop), and after one
+        # that enqueued a scoring job (wakes the scoring loop).
         self.on_event = on_event
+        self.on_scoring = on_scoring
 
-    async def handle(self, job: Job) -> None:
-        analysis_id = payload_id(job, "analysis_id")
+    async def _processing(self, job: Job) -> Analysis | None:
         async with self.sessionmaker() as session:
-            analysis = await session.get(Analysis, analysis_id)
-        if analysis is None or analysis.status != "processing":
+            analysis = await session.get(Analysis, payload_id(job, "analysis_id"))
+        return analysis if analysis is not None and analysis.status == "processing" else None
+
+    async def transcribe(self, job: Job) -> None:
+        """Stage 1: transcribe, then hand the transcript to the scoring stage (``Settled``)."""
+        analysis = await self._processing(job)
+        if analysis is None:
             return
         started = time.monotonic()
         try:
             path = await self.fetch_audio(analysis.audio_uri or "")
         except FileNotFoundError as exc:
-            await self.fail(analysis_id, "The stored recording is missing.")
-            raise PermanentError(f"audio of {analysis_id} missing: {analysis.audio_uri}") from exc
+            await self.fail(analysis.id, "The stored recording is missing.")
+            raise PermanentError(f"audio of {analysis.id} missing: {analysis.audio_uri}") from exc
+        request = TranscriptionRequest(
+            audio_path=str(path), audio_uri=analysis.audio_uri, language=analysis.language
+        )
         try:
-            transcript = await self.inference.transcriber.transcribe(
-                TranscriptionRequest(
-                    audio_path=str(path), audio_uri=analysis.audio_uri, language=analysis.language
-                )
-            )
+            transcript = await self.inference.transcriber.transcribe(request)
+        except InferenceError as exc:
+            raise RetryableError(str(exc)) from exc
+        except ValueError as exc:  # the transcriber could not decode the audio: it never will
+            await self.fail(analysis.id, "The recording could not be decoded for transcription.")
+            raise PermanentError(f"{analysis.id}: {exc}") from exc
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        async with self.sessionmaker() as session:
+            if not await queue.finish(session, job.id, job.locked_by or ""):
+                logger.info("transcription job %s is no longer ours; its result is dropped", job.id)
+                raise Settled()
+            payload = {
+                "analysis_id": str(analysis.id),
+                "transcript": transcript.model_dump(mode="json"),
+                "transcription_ms": elapsed_ms,
+            }
+            queue.enqueue(session, SCORE_JOB, payload, max_attempts=job.max_attempts)
+            await session.commit()
+        if self.on_scoring is not None:
+            self.on_scoring()
+        raise Settled()
+
+    async def score(self, job: Job) -> None:
+        """Stage 2: score the transcript the transcription stage recorded, and complete the analysis."""
+        analysis = await self._processing(job)
+        if analysis is None:
+            return
+        started = time.monotonic()
+        transcript = Transcript.model_validate(job.payload["transcript"])
+        try:
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(
                 transcript,
@@ -83,12 +125,10 @@ class AnalysisPipeline:
         except InferenceError as exc:
             raise RetryableError(str(exc)) from exc
         except (RubricNotFound, RubricInvalid) as exc:
-            await self.fail(analysis_id, f"The scoring rubric '{analysis.rubric_id}' is not available.")
-            raise PermanentError(f"{analysis_id}: {exc}") from exc
-        except ValueError as exc:  # the transcriber could not decode the audio: it never will
-            await self.fail(analysis_id, "The recording could not be decoded for transcription.")
-            raise PermanentError(f"{analysis_id}: {exc}") from exc
-        await self._complete(analysis_id, transcript, scored, round((time.monotonic() - started) * 1000))
+            await self.fail(analysis.id, f"The scoring rubric '{analysis.rubric_id}' is not available.")
+            raise PermanentError(f"{analysis.id}: {exc}") from exc
+        elapsed_ms = int(job.payload.get("transcription_ms", 0)) + round((time.monotonic() - started) * 1000)
+        await self._complete(analysis.id, transcript, scored, elapsed_ms)
 
     async def _complete(
         self, analysis_id: uuid.UUID, transcript: Transcript, scored: ScoringResult, elapsed_ms: int

@@ -1,26 +1,50 @@
-"""The analysis job: transcribe and score one submitted call (``AnalysisPipeline``). A finished
-analysis with a webhook URL wakes this process' webhook runner."""
+"""The analysis stages, each a task group with its own runner and slots: ``transcription`` (the
+``analysis`` job a submission enqueues) and ``scoring`` (``analysis.score``, enqueued by the first
+stage with the transcript; see ``pipeline.py``). A finished analysis with a webhook URL wakes this
+process' webhook runner."""
 
 from __future__ import annotations
 
-from callcov.analyses.pipeline import AnalysisPipeline, Inference
+from callcov.analyses.pipeline import SCORE_JOB, AnalysisPipeline, Inference
 from callcov.analyses.service import ANALYSIS_JOB
+from callcov.config import Settings
 from callcov.storage.objects import build_storage
 from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker.wiring import Handlers, JobContext, TaskGroup
 
 
-def _handlers(context: JobContext) -> Handlers:
+def _pipeline(context: JobContext) -> AnalysisPipeline:
     inference = context.ports
     if not isinstance(inference, Inference):
         raise TypeError(f"the analysis job needs the inference ports, got {type(inference).__name__}")
-    pipeline = AnalysisPipeline(
+    return AnalysisPipeline(
         context.sessionmaker,
         inference,
         build_storage(context.settings).fetch,
         on_event=lambda: context.wake(WEBHOOK_JOB),
+        on_scoring=lambda: context.wake(SCORE_JOB),
     )
-    return Handlers({ANALYSIS_JOB: pipeline.handle}, on_give_up=pipeline.give_up)
 
 
-TASKS = TaskGroup(name="analysis", kinds=(ANALYSIS_JOB,), build=_handlers)
+def _transcription(context: JobContext) -> Handlers:
+    pipeline = _pipeline(context)
+    return Handlers({ANALYSIS_JOB: pipeline.transcribe}, on_give_up=pipeline.give_up)
+
+
+def _scoring(context: JobContext) -> Handlers:
+    pipeline = _pipeline(context)
+    return Handlers({SCORE_JOB: pipeline.score}, on_give_up=pipeline.give_up)
+
+
+def _transcription_slots(settings: Settings) -> int:
+    return settings.worker.transcription_concurrency or settings.worker.concurrency
+
+
+def _scoring_slots(settings: Settings) -> int:
+    return settings.worker.scoring_concurrency or settings.worker.concurrency
+
+
+TRANSCRIPTION = TaskGroup(
+    name="transcription", kinds=(ANALYSIS_JOB,), build=_transcription, concurrency=_transcription_slots
+)
+SCORING = TaskGroup(name="scoring", kinds=(SCORE_JOB,), build=_scoring, concurrency=_scoring_slots)

@@ -12,13 +12,10 @@ import pytest
 from billing_support import new_account, submit
 from conftest import job_runners
 from fastapi import FastAPI
-from sqlmodel import select
 
 from callcov.inference.ports import TranscriptionRequest
 from callcov.inference.transcript import Segment, Transcript
-from callcov.models import Job
 from callcov.scoring.scorer import NOT_IN_LEVEL
-from callcov.state import state_of_app
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,11 +54,7 @@ async def analysed(app: FastAPI, client: httpx.AsyncClient, headers: dict[str, s
     r = await submit(client, headers)
     assert r.status_code == 201, r.text
     analysis_id = r.json()["id"]
-    state = state_of_app(app)
-    async with state.sessionmaker() as session:
-        jobs = (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
-    job = next(j for j in jobs if j.payload["analysis_id"] == analysis_id)
-    await job_runners(app, Transcriber())["analysis"].handlers["analysis"](job)
+    await job_runners(app, Transcriber()).only("transcription", "scoring").drain()
     body = (await client.get(f"/api/v1/analysis/{uuid.UUID(analysis_id)}", headers=headers)).json()
     assert body["status"] == "completed", body
     return body["results"]  # type: ignore[no-any-return]
