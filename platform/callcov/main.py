@@ -82,10 +82,8 @@ def _build_state(settings: Settings) -> AppState:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    # Without Ray: this app's own registry, the process' sink while it is the latest app built.
+    # Without Ray (`/metrics`): this app's own registry, the process' sink while the app runs.
     sink = PrometheusMetrics() if settings.metrics.enabled else None
-    if sink is not None:
-        metrics.install(sink)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,9 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with AsyncExitStack() as stack:
                 if sink is not None:
+                    metrics.install(sink)
                     await stack.enter_async_context(queue_sampler(state.sessionmaker, settings.metrics, sink))
                 yield
         finally:
+            if sink is not None and metrics.current() is sink:
+                metrics.install(metrics.NullMetrics())
             if state.redis is not None:
                 await state.redis.aclose()
             await state.engine.dispose()
