@@ -12,6 +12,9 @@ A replica being stopped (scale-in, redeploy) stops claiming, gives running jobs 
 finish and hands the leases of the rest back (``Runner.shutdown``); a finished transcription is kept,
 because scoring is its own job.
 
+It exports the job metrics through Ray (``deployments/metrics.py``) and samples the queue gauges every
+``metrics.sample_interval_s``.
+
 Before it claims a job it checks the LLM (``callcov.inference.llm_check``): the model named by
 ``llm_model`` (the same YAML anchor as the ``llm`` app's model in ``configs/serve.*.yaml``) must be
 served, and the route must refuse a caller without the key. A model that is still loading is waited
@@ -34,9 +37,11 @@ from callcov.db import create_engine, create_sessionmaker
 from callcov.inference.llm_check import wait_for_llm
 from callcov.inference.openai_client import build_llm_client
 from callcov.jobs import build_job_runners
+from callcov.worker.sampler import run_sampler
 from callcov.worker.wake import listen
 from deployments.db_pools import PoolArgs, check_pool_budget
 from deployments.inference import ServeTranscriber, replica_options
+from deployments.metrics import install_ray_metrics
 
 logger = logging.getLogger("callcov.dispatcher")
 
@@ -66,6 +71,7 @@ class Dispatcher:
     ) -> None:
         self.settings = settings or get_settings()
         self.graceful_stop_s = graceful_stop_s
+        install_ray_metrics()
         inference = self.settings.inference
         llm = build_llm_client(inference)
         if inference.check_llm:
@@ -82,6 +88,10 @@ class Dispatcher:
         self.stop = asyncio.Event()
         self.loops = self.runners.start(self.stop)
         self.tasks = list(self.loops)
+        sampled = create_sessionmaker(self.engine)
+        interval_s = self.settings.metrics.sample_interval_s
+        sampler = run_sampler(sampled, lambda: self.runners.kinds, interval_s=interval_s, stop=self.stop)
+        self.tasks.append(asyncio.create_task(sampler))
         if self.settings.redis.url:
             retry_s = self.settings.worker.poll_interval_s * 5
             wake_ups = listen(self.settings.redis, self.runners.wake, self.stop, retry_s=retry_s)

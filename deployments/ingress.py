@@ -12,6 +12,7 @@ from ray.serve import Application
 from callcov.config import Settings, get_settings
 from deployments.db_pools import PoolArgs, check_pool_budget, max_replicas
 from deployments.inference import replica_options
+from deployments.metrics import install_ray_metrics
 
 
 class IngressArgs(BaseModel):
@@ -62,6 +63,7 @@ def build_asgi_app() -> FastAPI:
     """Called by Serve on each replica, so middleware, DB pools and clients are never pickled."""
     from callcov.main import create_app
 
+    install_ray_metrics()
     return create_app()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -210,6 +210,19 @@ class BillingSettings(BaseModel):
     webhook_tolerance_s: int = 300
 
 
+class MetricsSettings(BaseModel):
+    """``GET /metrics`` of a run without Ray (plain uvicorn). On Serve, replicas export through Ray's
+    metrics agent instead and this stays off (docs/operations.md)."""
+
+    # Off: /metrics answers 404 (it reveals job kinds and volumes, so it is opt-in).
+    enabled: bool = False
+    # When set, a scrape must send `Authorization: Bearer <token>`; empty: open (keep it on a private
+    # port/network then).
+    token: str = ""
+    # How often the queue gauges are sampled (one GROUP BY over the unfinished jobs).
+    sample_interval_s: float = Field(default=15.0, gt=0)
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -223,6 +236,8 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: str = "INFO"
+    # "text" (local default) or "json": one object per line with request_id and analysis_id.
+    log_format: Literal["text", "json"] = "text"
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -232,6 +247,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)

@@ -19,9 +19,8 @@ Routes then get the principal from the ``Caller`` (``callcov.auth.deps``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -37,6 +36,10 @@ from callcov.emails.sender import build_sender
 from callcov.errors import install_error_handlers
 from callcov.health import build_health_router
 from callcov.idempotency.middleware import IdempotencyMiddleware
+from callcov.kit import metrics
+from callcov.kit.logs import configure_logging
+from callcov.kit.prometheus_metrics import PrometheusMetrics
+from callcov.metrics_endpoint import build_metrics_router, queue_sampler
 from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, TrailingSlashMiddleware
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from callcov.ratelimit.middleware import RateLimitMiddleware
@@ -78,15 +81,23 @@ def _build_state(settings: Settings) -> AppState:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    # Without Ray (`/metrics`): this app's own registry, the process' sink while the app runs.
+    sink = PrometheusMetrics() if settings.metrics.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = _build_state(settings)
         app.state.callcov = state
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if sink is not None:
+                    metrics.install(sink)
+                    await stack.enter_async_context(queue_sampler(state.sessionmaker, settings.metrics, sink))
+                yield
         finally:
+            if sink is not None and metrics.current() is sink:
+                metrics.install(metrics.NullMetrics())
             if state.redis is not None:
                 await state.redis.aclose()
             await state.engine.dispose()
@@ -114,4 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_api_router())
     register_webhook_docs(app)
     app.include_router(build_health_router(settings.inference))
+    if sink is not None:
+        app.include_router(build_metrics_router(settings.metrics, sink))
     return app

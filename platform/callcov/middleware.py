@@ -7,7 +7,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcov.errors import REQUEST_ID_KEY, error_response, request_id_of
-from callcov.kit.request_id import stamp_request_id
+from callcov.kit.request_id import current_request_id, stamp_request_id
 
 logger = logging.getLogger("callcov.requests")
 
@@ -26,7 +26,11 @@ class RequestIdMiddleware:
             return
         request_id, scope, send = stamp_request_id(scope, send)
         scope[REQUEST_ID_KEY] = request_id
-        await call_with_error_envelope(self.app, scope, receive, send)
+        token = current_request_id.set(request_id)
+        try:
+            await call_with_error_envelope(self.app, scope, receive, send)
+        finally:
+            current_request_id.reset(token)
 
 
 async def call_with_error_envelope(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:

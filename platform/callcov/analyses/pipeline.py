@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.analyses import events
 from callcov.inference.ports import InferenceError, LLMClient, Transcriber, TranscriptionRequest
 from callcov.inference.transcript import Transcript
+from callcov.kit import metrics
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
@@ -158,6 +159,7 @@ class AnalysisPipeline:
                 logger.info("analysis %s was already finished; result of this run dropped", analysis_id)
                 return
             await self._finished(session, analysis_id)
+        metrics.analysis_completed(scored.evaluation["llm"], transcript.duration_s)
 
     async def fail(self, analysis_id: uuid.UUID, message: str) -> None:
         now = utcnow()

@@ -4,6 +4,7 @@ implementation, used by the app (``callcov.middleware``) and by the Serve proxy 
 
 from __future__ import annotations
 
+import contextvars
 import re
 
 from starlette.types import Message, Scope, Send
@@ -12,6 +13,10 @@ from callcov.kit.tokens import generate_request_id
 
 REQUEST_ID_PATTERN = re.compile(r"req_[A-Za-z0-9]{8,64}")
 HEADER = b"x-request-id"
+# The id of the request being served (set by the app's request-id middleware), for log records.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "callcov_request_id", default=None
+)
 
 
 def incoming_request_id(scope: Scope) -> str | None:

@@ -13,7 +13,7 @@ from callcov.state import state_of_app
 SUBMISSION_PATHS = frozenset({"/api/v1/analysis", "/api/v1/calls/analyze"})
 # Stripe's webhook deliveries come in bursts from Stripe's addresses and are checked by signature:
 # a 429 would only delay them (Stripe retries), so they are not counted.
-EXEMPT_PATHS = frozenset({"/health", "/healthz", "/api/v1/billing/webhook"})
+EXEMPT_PATHS = frozenset({"/health", "/healthz", "/metrics", "/api/v1/billing/webhook"})
 
 
 def identity_of(scope: Scope, caller: Caller) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import WorkerSettings
+from callcov.kit import metrics
+from callcov.kit.logs import job_log_context
 from callcov.models import Job
 from callcov.worker import queue
 
@@ -121,25 +124,37 @@ class Runner:
 
     async def _run_job(self, job: Job) -> None:
         heartbeat = asyncio.create_task(self._keep_lease(job))
+        started = time.monotonic()
+        try:
+            with job_log_context(job.payload, kind=job.kind, job_id=str(job.id)):
+                outcome = await self._handle(job)
+        finally:
+            heartbeat.cancel()
+        metrics.job_finished(job.kind, outcome, seconds=time.monotonic() - started, attempts=job.attempts)
+
+    async def _handle(self, job: Job) -> str:
+        """Run the handler and settle the job; how it ended (``callcov.kit.metrics.OUTCOMES``)."""
         try:
             await self.handlers[job.kind](job)
         except Settled:
-            pass
+            return "settled"
         except PermanentError as exc:
             await queue.fail(self.sessionmaker, job.id, self.worker_id, str(exc))
+            return "failed"
         except Exception as exc:  # RetryableError and anything unexpected: retry with backoff
-            await self._retry(job, exc)
-        else:
-            await queue.complete(self.sessionmaker, job.id, self.worker_id)
-        finally:
-            heartbeat.cancel()
+            return await self._retry(job, exc)
+        await queue.complete(self.sessionmaker, job.id, self.worker_id)
+        return "done"
 
-    async def _retry(self, job: Job, exc: Exception) -> None:
+    async def _retry(self, job: Job, exc: Exception) -> str:
         if not isinstance(exc, RetryableError):
             logger.exception("job %s (%s) failed unexpectedly", job.id, job.kind, exc_info=exc)
         reason = f"{type(exc).__name__}: {exc}"
-        if not await queue.retry_later(self.sessionmaker, job, self.worker_id, reason) and self.on_give_up:
+        if await queue.retry_later(self.sessionmaker, job, self.worker_id, reason):
+            return "retry"
+        if self.on_give_up:
             await self.on_give_up(job, reason)
+        return "gave_up"
 
     async def _keep_lease(self, job: Job) -> None:
         while True:
