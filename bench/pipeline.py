@@ -1,7 +1,9 @@
-"""Pipeline benchmarks: transcription overhead against plain faster-whisper, real-time factor, and
-submit-to-completed latency and throughput through the whole service (Ray Serve, real models).
+"""Pipeline benchmarks: transcription overhead against plain faster-whisper, real-time factor,
+submit-to-completed latency and throughput through the whole service (Ray Serve, real models), and a
+backlog cell: 12 one-minute calls submitted at once, run by the code before the pipelined stages (a git
+worktree of ``--before-ref``) and by this checkout, one after the other in one run.
 
-    python bench/pipeline.py [--minutes 1 5 15] [--concurrent 3] [--skip-e2e]
+    python bench/pipeline.py [--minutes 1 5 15] [--concurrent 3] [--skip-e2e] [--backlog 12]
 
 Writes its sections of docs/benchmarks.md. Needs PostgreSQL and Redis (scripts/services.sh) and
 espeak-ng + sox (scripts/system-packages.sh). Loopback only; bounded in calls and time.
@@ -14,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingress import BIN, base_env, credentials, fresh_database, write_section  # noqa: E402
+from ingress import base_env, credentials, fresh_database, write_section  # noqa: E402
 from speech import CallTruth, synthesize_call  # noqa: E402
 
 PORT = 8766
@@ -43,14 +46,17 @@ SCRIPT = [
 MARKS = {
     "transcription": ("<!-- pipeline-transcription:begin -->", "<!-- pipeline-transcription:end -->"),
     "e2e": ("<!-- pipeline-e2e:begin -->", "<!-- pipeline-e2e:end -->"),
+    "backlog": ("<!-- pipeline-backlog:begin -->", "<!-- pipeline-backlog:end -->"),
 }
+# The last commit before the pipelined stages (one job per call, 2 slots, llama.cpp with 1 slot).
+BEFORE_REF = "b0052f1"
 
 
 def call_of(minutes: float, stereo: bool) -> CallTruth:
-    """A synthetic two-voice call of about ``minutes`` minutes (the script, repeated)."""
+    """A synthetic two-voice call of about ``minutes`` minutes (the script's lines, repeated)."""
     per_round = synthesize_call(SCRIPT, stereo=stereo).duration_s
-    rounds = max(1, round(minutes * 60 / per_round))
-    return synthesize_call(SCRIPT * rounds, stereo=stereo)
+    lines = max(1, round(len(SCRIPT) * minutes * 60 / per_round))
+    return synthesize_call((SCRIPT * (lines // len(SCRIPT) + 1))[:lines], stereo=stereo)
 
 
 def transcription(minutes: float, repeats: int) -> list[str]:
@@ -96,15 +102,17 @@ def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return min(times)
 
 
-def start_service(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_service(env: dict[str, str], root: Path = ROOT) -> subprocess.Popen[bytes]:
+    """``callcov-serve`` of the checkout at ``root`` (its modules first on the path)."""
     log = open(ROOT / "bench" / "serve.log", "w")  # noqa: SIM115
+    env = {**env, "PYTHONPATH": f"{root / 'platform'}:{root}"}
     proc = subprocess.Popen(
-        [str(BIN / "callcov-serve"), "--port", str(PORT)],
+        [sys.executable, "-m", "deployments.run", "--port", str(PORT)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        cwd=ROOT,
+        cwd=root,
     )
     for _ in range(300):
         try:
@@ -181,6 +189,52 @@ def end_to_end(minutes: list[float], concurrent: int) -> list[str]:
     return rows
 
 
+def backlog_run(label: str, root: Path, calls: int, call: CallTruth) -> str:
+    """``calls`` copies of ``call`` submitted at once to the service of ``root``; the throughput."""
+    env = base_env(fresh_database())
+    env["CALLCOV_WORKER__POLL_INTERVAL_S"] = "0.5"
+    _, key = credentials(env, mode="test")
+    proc = start_service(env, root)
+    try:
+        start = time.perf_counter()
+        ids = [submit(key, call)[0] for _ in range(calls)]
+        done = wait(key, ids, timeout_s=3600)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    elapsed = max(t for t, _ in done.values()) - start
+    audio_min = call.duration_s * calls / 60
+    outcomes = sorted(
+        {
+            f"{body['status']} / LLM {(body.get('results') or {}).get('evaluation', {}).get('llm', '?')}"
+            for _, body in done.values()
+        }
+    )
+    return (
+        f"| {label} | {calls} × {call.duration_s / 60:.2f} min | {elapsed:.0f} | {calls * 60 / elapsed:.2f} | "
+        f"{audio_min * 60 / elapsed:.2f} | {len(done)}/{calls}: {', '.join(outcomes)} |"
+    )
+
+
+def backlog(calls: int, minutes: float, before_ref: str) -> list[str]:
+    """The same backlog through the code before the pipelined stages and through this checkout."""
+    call = call_of(minutes, stereo=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="callcov-before-") as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), before_ref], cwd=ROOT, check=True)
+        try:
+            rows.append(
+                backlog_run(f"before (`{before_ref}`: one job per call, 2 slots)", before, calls, call)
+            )
+            print(rows[-1], flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=True)
+    rows.append(backlog_run("after (pipelined stages, slots from capacity)", ROOT, calls, call))
+    print(rows[-1], flush=True)
+    return rows
+
+
 def _row(label: str, audio_s: float, elapsed: float, calls: int, body: dict) -> str:
     llm = (body.get("results") or {}).get("sentiment_analysis") or body["results"]["quality"][
         "sentiment_analysis"
@@ -203,20 +257,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--concurrent", type=int, default=3)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-transcription", action="store_true")
+    parser.add_argument("--backlog", type=int, default=0, help="calls in the backlog cell (0: skip it)")
+    parser.add_argument("--backlog-minutes", type=float, default=1)
+    parser.add_argument("--before-ref", default=BEFORE_REF)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stamp = f"Measured {time.strftime('%Y-%m-%d')} by `python bench/pipeline.py` on the 2-core machine."
-    write(
-        "transcription",
-        [
+    if args.backlog:
+        header = [
             stamp,
             "",
-            "| model | call | audio s | plain faster-whisper s | pipeline s | ratio | "
-            "RTF plain | RTF pipeline |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
-        ],
-        transcription(args.transcription_minutes, args.repeats),
-    )
+            "| code | backlog | first submit → last completed s | calls/min | audio min per wall min | outcome |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        write("backlog", header, backlog(args.backlog, args.backlog_minutes, args.before_ref))
+    if not args.skip_transcription:
+        write(
+            "transcription",
+            [
+                stamp,
+                "",
+                "| model | call | audio s | plain faster-whisper s | pipeline s | ratio | "
+                "RTF plain | RTF pipeline |",
+                "|---|---|---:|---:|---:|---:|---:|---:|",
+            ],
+            transcription(args.transcription_minutes, args.repeats),
+        )
     if not args.skip_e2e:
         write(
             "e2e",

@@ -115,15 +115,16 @@ async def test_a_completed_analysis_counts_its_llm_status_and_audio(
     # These runners have no LLM client: the rules stand in.
     assert value(sink, "callcov_analyses_completed_total", llm_status="skipped") == 2
     assert value(sink, "callcov_audio_seconds_total") == 2 * TRANSCRIPT.duration_s
-    assert value(sink, "callcov_jobs_finished_total", kind="analysis", outcome="done") == 2
+    # The transcription stage settles its own job (it enqueues the scoring in the same transaction).
+    assert value(sink, "callcov_jobs_finished_total", kind="analysis", outcome="settled") == 2
+    assert value(sink, "callcov_jobs_finished_total", kind="analysis.score", outcome="done") == 2
 
 
 async def test_sampler_reports_depth_and_oldest_due_age_per_kind(sessionmaker) -> None:  # type: ignore[no-untyped-def]
     busy, idle = kinds("busy", "idle")
     now = utcnow()
     await add_jobs(sessionmaker, busy, 1, run_after=now - timedelta(hours=2))
-    # The oldest one is running (claimed while it is the only one: claim(limit=1) on PostgreSQL can
-    # take more than one job, a queue issue of its own).
+    # The oldest one is running.
     [claimed] = await queue.claim(sessionmaker, worker_id="w", kinds=[busy], lease_s=60, limit=1)
     await add_jobs(sessionmaker, busy, 2, run_after=now - timedelta(seconds=90))
     await add_jobs(sessionmaker, busy, 1, run_after=now - timedelta(seconds=5))
