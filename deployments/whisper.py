@@ -8,11 +8,22 @@ customer's); each channel is transcribed with word timestamps, and the turns are
 Word timestamps stay on by default: with the VAD filter, only word-level times are mapped back to the
 original clock reliably (``docs/feasibility.md`` §10), and compliance checks need true times.
 
-Batching: ``batch_size > 0`` runs ``BatchedInferencePipeline``, which decodes several VAD chunks of one
-channel at once. That pays on a GPU, where one chunk leaves the device mostly idle (faster-whisper
-reports several-fold speed-ups for large-v3); on 2 CPU cores it gained nothing here (3.7 s batched vs
-3.6 s sequential on a 35 s stereo call), so the CPU config keeps 0, the sequential decoder. Requests
-are not batched across calls: ``max_ongoing_requests`` bounds the calls a replica works on at once.
+Both channels of a stereo call are transcribed at the same time, each in a thread of its own, in every
+mode (CTranslate2 releases the GIL). With ``num_workers: 1`` the model runs one decode at a time, so
+the channels overlap their VAD, features and word alignment with each other's decode; ``num_workers:
+2`` runs two decodes in parallel (``cpu_threads`` is per worker: halve it on a small CPU).
+
+Batching: ``batch_size > 0`` decodes the speech chunks (VAD chunks of up to 30 s, as mel features) of
+every call in flight on the replica, both channels of each, together in batches of up to
+``batch_size`` (``deployments/whisper_batching.py``): one thread runs the model on batches grouped by
+language and decoding options, waiting at most ``batch_wait_timeout_s`` for a batch to fill, while the
+calls' threads do their VAD and language detection (per channel, as before) and the replica's event
+loop keeps taking calls. A call's transcript is the one faster-whisper's per-call
+``BatchedInferencePipeline`` gives (same text, same word times). ``max_ongoing_requests`` bounds the
+calls whose chunks can share a batch; ``batch_stats()`` reports the batches run (chunks, calls and
+channels in each). Batching pays on a GPU, where one chunk leaves the device mostly idle; on 2 CPU
+cores it does not (``docs/benchmarks.md``, "Transcription: cross-call batching"), so the CPU config
+keeps 0, the sequential decoder.
 """
 
 from __future__ import annotations

@@ -217,3 +217,14 @@ class TestChunkBatcher:
         batcher.close()
         with pytest.raises(RuntimeError, match="closed"):
             pending[0].result(5)
+
+    def test_the_replica_settings_reach_the_batcher(self) -> None:
+        transcriber = WhisperTranscriber({"batch_size": 4, "warmup": False}, model=object())
+        stats = transcriber.batch_stats()
+        assert (stats["batch_size"], stats["batches"], stats["recent"], stats["channels"]) == (4, 0, [], [])
+        transcriber.reconfigure({"batch_wait_timeout_s": 0.5})
+        assert transcriber._batcher is not None and transcriber._batcher.wait_s == 0.5
+        transcriber.check_health()
+        transcriber.close()
+        with pytest.raises(RuntimeError, match="stopped"):
+            transcriber.check_health()
