@@ -122,6 +122,8 @@ class ChunkBatcher:
             self._cond.notify_all()
         for item in pending:
             item.future.set_exception(RuntimeError("the chunk batcher is closed"))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)  # a batch in progress finishes first
 
     def _loop(self) -> None:
         while (batch := self._next_batch()) is not None:
