@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,44 +63,45 @@ def run_transcriber(transcriber: Any, calls: list[CallTruth]) -> None:
     asyncio.run(all_at_once())
 
 
-def best_of(fn: Callable[[], None], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def batch_summary(stats: dict[str, Any]) -> str:
+def batch_summary(stats: dict[str, Any], rounds: int) -> str:
     recent = stats["recent"]
     if not recent:
         return "no batches (sequential decoder)"
     calls = max(b["calls"] for b in recent)
-    return f"{stats['batches']} batches, {stats['chunks'] / stats['batches']:.1f} chunks each, up to {calls} calls"
+    per_round = stats["batches"] / rounds
+    return f"{per_round:.1f} batches a round, {stats['chunks'] / stats['batches']:.1f} chunks each, up to {calls} calls"
 
 
 def measure(args: argparse.Namespace) -> list[str]:
+    """Each mode once per round, rounds in turn (the machine's load drifts), best round per mode."""
     from deployments.whisper import WhisperTranscriber
     from deployments.whisper_decoding import load_model, resolve_model
 
     calls = calls_of(args.calls)
-    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     audio_s = sum(c.duration_s for c in calls)
     path, _ = resolve_model("base", None)
     model = load_model(path, "cpu", "int8", args.cpu_threads, 1)
-    rows = []
-    seconds = best_of(lambda: run_plain(model, calls), args.repeats)
-    rows.append(row("plain faster-whisper, channels one after another", audio_s, seconds, "-"))
-    for batch_size in (0, 8):
-        transcriber = WhisperTranscriber(
-            {"model": "base", "warmup": False, "batch_size": batch_size, **OPTIONS}, model=model
+    transcribers = {
+        size: WhisperTranscriber(
+            {"model": "base", "warmup": False, "batch_size": size, **OPTIONS}, model=model
         )
-        seconds = best_of(lambda t=transcriber: run_transcriber(t, calls), args.repeats)
+        for size in (0, 8)
+    }
+    modes: dict[str, Callable[[], None]] = {"plain": lambda: run_plain(model, calls)}
+    modes |= {f"batch_size {size}": partial(run_transcriber, t, calls) for size, t in transcribers.items()}
+    best = dict.fromkeys(modes, float("inf"))
+    for _ in range(args.repeats):
+        for name, fn in modes.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+            print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+    rows = [row("plain faster-whisper, channels one after another", audio_s, best["plain"], "-")]
+    for size, transcriber in transcribers.items():
+        label = f"WhisperTranscriber, batch_size {size}, {len(calls)} calls at once"
         stats = transcriber.batch_stats()
         transcriber.close()
-        label = f"WhisperTranscriber, batch_size {batch_size}, {len(calls)} calls at once"
-        rows.append(row(label, audio_s, seconds, batch_summary(stats)))
+        rows.append(row(label, audio_s, best[f"batch_size {size}"], batch_summary(stats, args.repeats)))
     return rows
 
 
@@ -116,7 +118,7 @@ def render(rows: list[str], args: argparse.Namespace) -> str:
             MARKS[0],
             f"Measured {today} by `python bench/whisper_batching.py` on the {os.cpu_count()}-core machine "
             f"(Whisper base, int8, {args.cpu_threads} CTranslate2 threads; {args.calls} stereo calls; "
-            f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} at the end: the machine is "
+            f"best of {args.repeats} rounds, the modes taking turns; load average {os.getloadavg()[0]:.1f} at the end: the machine is "
             "shared, so compare the rows with each other, not with other sections).",
             "",
             "| mode | audio s | wall s | audio s per wall s | batches |",
@@ -130,7 +132,7 @@ def render(rows: list[str], args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cpu-threads", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

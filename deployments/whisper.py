@@ -21,9 +21,9 @@ calls' threads do their VAD and language detection (per channel, as before) and 
 loop keeps taking calls. A call's transcript is the one faster-whisper's per-call
 ``BatchedInferencePipeline`` gives (same text, same word times). ``max_ongoing_requests`` bounds the
 calls whose chunks can share a batch; ``batch_stats()`` reports the batches run (chunks, calls and
-channels in each). Batching pays on a GPU, where one chunk leaves the device mostly idle; on 2 CPU
-cores it does not (``docs/benchmarks.md``, "Transcription: cross-call batching"), so the CPU config
-keeps 0, the sequential decoder.
+channels in each). Batching is for the GPU, where one chunk leaves the device mostly idle (not yet
+measured here); on 2 CPU cores it does not pay (``docs/benchmarks.md``, "Transcription: cross-call
+batching"), so the CPU config keeps 0, the sequential decoder.
 """
 
 from __future__ import annotations
