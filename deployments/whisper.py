@@ -22,8 +22,8 @@ loop keeps taking calls. A call's transcript is the one faster-whisper's per-cal
 ``BatchedInferencePipeline`` gives (same text, same word times). ``max_ongoing_requests`` bounds the
 calls whose chunks can share a batch; ``batch_stats()`` reports the batches run (chunks, calls and
 channels in each). Batching is for the GPU, where one chunk leaves the device mostly idle (not yet
-measured here); on 2 CPU cores it does not pay (``docs/benchmarks.md``, "Transcription: cross-call
-batching"), so the CPU config keeps 0, the sequential decoder.
+measured here); on 2 CPU cores it gains little (about 7 %, within the noise: ``docs/benchmarks.md``,
+"Transcription: cross-call batching"), so the CPU config keeps 0, the sequential decoder.
 """
 
 from __future__ import annotations
