@@ -8,16 +8,32 @@ customer's); each channel is transcribed with word timestamps, and the turns are
 Word timestamps stay on by default: with the VAD filter, only word-level times are mapped back to the
 original clock reliably (``docs/feasibility.md`` §10), and compliance checks need true times.
 
-Batching: ``batch_size > 0`` runs ``BatchedInferencePipeline``, which decodes several VAD chunks of one
-channel at once. That pays on a GPU, where one chunk leaves the device mostly idle (faster-whisper
-reports several-fold speed-ups for large-v3); on 2 CPU cores it gained nothing here (3.7 s batched vs
-3.6 s sequential on a 35 s stereo call), so the CPU config keeps 0, the sequential decoder. Requests
-are not batched across calls: ``max_ongoing_requests`` bounds the calls a replica works on at once.
+Both channels of a stereo call are transcribed at the same time, each in a thread of its own, in every
+mode (CTranslate2 releases the GIL). With ``num_workers: 1`` the model runs one decode at a time, so
+the channels overlap their VAD, features and word alignment with each other's decode; ``num_workers:
+2`` runs two decodes in parallel (``cpu_threads`` is per worker: halve it on a small CPU).
+
+Batching: ``batch_size > 0`` decodes the speech chunks (VAD chunks of up to 30 s, as mel features) of
+every call in flight on the replica, both channels of each, together in batches of up to
+``batch_size`` (``deployments/whisper_batching.py``): one thread runs the model on batches grouped by
+language and decoding options, waiting at most ``batch_wait_timeout_s`` for a batch to fill, while the
+calls' threads do their VAD and language detection (per channel, as before) and the replica's event
+loop keeps taking calls. A call's transcript is the one faster-whisper's per-call
+``BatchedInferencePipeline`` gives (same text, same word times). ``max_ongoing_requests`` bounds the
+calls whose chunks can share a batch; ``batch_stats()`` reports the batches run (chunks, calls and
+channels in each). Batching is for the GPU, where one chunk leaves the device mostly idle (not yet
+measured here); on 2 CPU cores it gains little (about 7 %, within the noise: ``docs/benchmarks.md``,
+"Transcription: cross-call batching"), so the CPU config keeps 0, the sequential decoder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +47,7 @@ from callcov.inference.ports import InferenceError, TranscriptionRequest
 from callcov.inference.transcript import Speaker, Transcript
 from callcov.storage.objects import Storage, build_storage
 from deployments.diarization import DiarizationOptions, diarize
+from deployments.whisper_batching import ChunkBatcher, channel_engine, decode_batch
 from deployments.whisper_decoding import (
     SAMPLE_RATE,
     AudioError,
@@ -67,6 +84,8 @@ class WhisperTunables(BaseModel):
     # margin needed to name the roles agent/customer rather than A/B.
     min_voice_separation: float = Field(default=2.5, ge=0)
     min_role_margin: float = Field(default=1.5, ge=0)
+    # With batch_size > 0: how long the oldest waiting chunk may wait for a batch to fill (seconds).
+    batch_wait_timeout_s: float = Field(default=0.05, ge=0, le=10)
 
 
 class WhisperArgs(WhisperTunables):
@@ -82,7 +101,7 @@ class WhisperArgs(WhisperTunables):
     cold_start_s: float | None = Field(default=None, gt=0)
     cpu_threads: int = Field(default=0, ge=0)  # 0: CTranslate2's default
     num_workers: int = Field(default=1, ge=1)  # concurrent decodes inside one model
-    batch_size: int = Field(default=0, ge=0)  # > 0: BatchedInferencePipeline (GPU)
+    batch_size: int = Field(default=0, ge=0)  # > 0: chunks of all calls decoded in batches (GPU)
     agent_channel: Literal[0, 1] = 0
     warmup: bool = True
     max_ongoing_requests: int = Field(default=2, ge=1)
@@ -128,11 +147,13 @@ class WhisperTranscriber:
         else:
             self.model_name = f"faster-whisper/{self.args.model}"
         self._model = model
-        self._batched: Any = None
+        self._batcher: ChunkBatcher | None = None
         if self.args.batch_size > 0:
-            from faster_whisper import BatchedInferencePipeline
-
-            self._batched = BatchedInferencePipeline(model)
+            decode = partial(decode_batch, model)
+            self._batcher = ChunkBatcher(decode, self.args.batch_size, self.tunables.batch_wait_timeout_s)
+        self._calls = itertools.count(1)
+        # When each channel's transcription ran (monotonic seconds), for batch_stats().
+        self._channel_spans: deque[dict[str, Any]] = deque(maxlen=64)
         if self.args.warmup:
             self._warm_up()
 
@@ -162,7 +183,7 @@ class WhisperTranscriber:
         channels = decode_channels(local_path(req.audio_path))
         options = self._options(tunables, req.language or tunables.language)
         try:
-            results = [self._run(channel, options, tunables) for channel in channels]
+            results = self._run_channels(channels, options, tunables)
         except RuntimeError as exc:  # CTranslate2 failures (CUDA out of memory, device lost): retried
             raise InferenceError(f"transcription failed: {exc}") from exc
         if len(channels) == 2:
@@ -194,10 +215,30 @@ class WhisperTranscriber:
         seconds per minute. The warm-up clip in the constructor is the decode check."""
         if self._model is None:
             raise RuntimeError("the Whisper model is not loaded")
+        if self._batcher is not None and not self._batcher.alive():
+            raise RuntimeError("the Whisper batch decoder has stopped")
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Apply ``user_config`` tunables (beam size, VAD, turn settings) without reloading the model."""
+        """Apply ``user_config`` tunables (beam size, VAD, turn settings, batch wait) without reloading
+        the model."""
         self.tunables = WhisperTunables.model_validate({**self.tunables.model_dump(), **(user_config or {})})
+        if self._batcher is not None:
+            self._batcher.wait_s = self.tunables.batch_wait_timeout_s
+
+    def batch_stats(self) -> dict[str, Any]:
+        """For tests and benches: the batches run (``recent``: chunks, calls and channels in each) and
+        when the latest channels ran (``channels``: call, channel, start, end in monotonic seconds)."""
+        stats: dict[str, Any] = (
+            self._batcher.stats()
+            if self._batcher is not None
+            else {"batch_size": 0, "batches": 0, "chunks": 0, "queued": 0, "recent": []}
+        )
+        return {**stats, "channels": list(self._channel_spans)}
+
+    def close(self) -> None:
+        """Stop the batch decoder's thread (tests and benches; a replica just exits)."""
+        if self._batcher is not None:
+            self._batcher.close()
 
     def _options(self, tunables: WhisperTunables, language: str | None) -> dict[str, Any]:
         return {
@@ -208,11 +249,38 @@ class WhisperTranscriber:
             "word_timestamps": tunables.word_timestamps,
         }
 
-    def _run(self, audio: np.ndarray, options: dict[str, Any], tunables: WhisperTunables) -> ChannelResult:
-        # The batched pipeline needs VAD chunks (or clips) on audio longer than 30 s.
-        if self._batched is not None and tunables.vad_filter:
-            return transcribe_channel(self._batched, audio, {**options, "batch_size": self.args.batch_size})
-        return transcribe_channel(self._model, audio, options)
+    def _run_channels(
+        self, channels: list[np.ndarray], options: dict[str, Any], tunables: WhisperTunables
+    ) -> list[ChannelResult]:
+        """The channels of one call, a stereo call's two at the same time (each in a thread)."""
+        call = next(self._calls)
+        if len(channels) == 1:
+            return [self._run(channels[0], options, tunables, call, 0)]
+        with ThreadPoolExecutor(max_workers=len(channels), thread_name_prefix="whisper-channel") as pool:
+            futures = [
+                pool.submit(self._run, audio, options, tunables, call, channel)
+                for channel, audio in enumerate(channels)
+            ]
+            return [future.result() for future in futures]
+
+    def _run(
+        self, audio: np.ndarray, options: dict[str, Any], tunables: WhisperTunables, call: int, channel: int
+    ) -> ChannelResult:
+        started = time.monotonic()
+        try:
+            # The batched pipeline needs VAD chunks (or clips) on audio longer than 30 s.
+            if self.args.batch_size > 0 and tunables.vad_filter:
+                engine = self._channel_engine(call, channel)
+                return transcribe_channel(engine, audio, {**options, "batch_size": self.args.batch_size})
+            return transcribe_channel(self._model, audio, options)
+        finally:
+            span = {"call": call, "channel": channel, "start": started, "end": time.monotonic()}
+            self._channel_spans.append(span)
+
+    def _channel_engine(self, call: int, channel: int) -> Any:
+        """The batched engine of one channel: its chunks go to the replica's batch decoder."""
+        assert self._batcher is not None
+        return channel_engine(self._model, self._batcher, call, channel)
 
     def _warm_up(self) -> None:
         """Decode half a second of silence once, so the first request does not pay for the start-up and
