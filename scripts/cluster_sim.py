@@ -1,6 +1,6 @@
 """Scale-out on a simulated multi-node cluster: backlog-driven autoscaling, no call lost when a node dies.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/cluster_sim.py            # the full run (56 calls)
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/cluster_sim.py            # the full run (64 calls)
     .venv/bin/python scripts/cluster_sim.py --phases 6 8 4 --no-docs    # the short one (tests/cluster)
 
 Starts Ray's fake multi-node autoscaler with ``ray-cluster.yaml``'s node types (``scripts/sim_cluster.py``),
@@ -339,6 +339,10 @@ class Scenario:
                 "CALLCOV_INFERENCE__LLM_API_KEY": self.key,
                 "RAY_USAGE_STATS_ENABLED": "0",
                 "HF_HUB_OFFLINE": "1",
+                # Replicas and handles report their load every second (default 10 s), so that Serve
+                # scales within the seconds a short simulation lasts.
+                "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
+                "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
             },
         )
         self.port = free_port()
@@ -390,13 +394,12 @@ class Scenario:
     def kill_whisper_node(self) -> None:
         """SIGKILL a gpu_whisper node that runs a whisper replica, once its requests are in flight."""
         time.sleep(3)
-        victims = [
-            node
+        whisper = {
+            node: deps.count("whisper")
             for node, deps in self.sampler.placement.items()
-            if "whisper" in deps and self.sampler.node_types.get(node) == "gpu_whisper"
-        ]
-        if not victims:
-            raise RuntimeError(f"no gpu_whisper node runs a whisper replica: {self.sampler.placement}")
+            if self.sampler.node_types.get(node) == "gpu_whisper"
+        }
+        victims = sorted((n for n, count in whisper.items() if count), key=lambda n: whisper[n])
         last = self.sampler.samples[-1]
         pids = self.cluster.kill_node(victims[-1])
         self.run.killed = {
@@ -443,6 +446,9 @@ class Scenario:
             events = dict(
                 conn.execute("SELECT analysis_id::text, count(*) FROM webhook_events GROUP BY 1").fetchall()
             )
+            self.run.llm_status = dict(
+                conn.execute("SELECT coalesce(llm_status, ''), count(*) FROM analyses GROUP BY 1").fetchall()
+            )
             attempts = conn.execute(
                 "SELECT coalesce(max(attempts), 0) FROM jobs WHERE kind LIKE 'analysis%%'"
             ).fetchone()
@@ -482,7 +488,7 @@ def simulate(phases: tuple[int, int, int], idle_timeout_min: float = 0.2) -> Run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phases", type=int, nargs=3, default=(20, 28, 8), metavar=("ONE", "TWO", "KILL"))
+    parser.add_argument("--phases", type=int, nargs=3, default=(20, 36, 8), metavar=("ONE", "TWO", "KILL"))
     parser.add_argument("--min-ratio", type=float, default=1.6)
     parser.add_argument(
         "--no-docs", action="store_true", help="do not write docs/scaling-sim.png and docs/scaling.md"

@@ -31,10 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
+from ray.autoscaler.tags import (
+    NODE_KIND_WORKER,
+    STATUS_UP_TO_DATE,
+    TAG_RAY_NODE_KIND,
+    TAG_RAY_NODE_NAME,
+    TAG_RAY_NODE_STATUS,
+    TAG_RAY_USER_NODE_TYPE,
+)
 from ray.cluster_utils import AutoscalingCluster
 
 ROOT = Path(__file__).resolve().parents[1]
-PROVIDER = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
+# The autoscaler (monitor process) imports the provider by this name; PYTHONPATH gets scripts/.
+PROVIDER = "sim_cluster.TolerantFakeProvider"
 HEAD_TYPE = "ray.head.default"
 
 
@@ -73,6 +83,60 @@ def node_type_of(resources: dict[str, float], is_head: bool) -> str:
     if "llm" in resources:
         return "gpu_llm"
     return "cpu_worker"
+
+
+class _NodeProcesses:
+    """Stands for a fake node whose start timed out: its processes, found by the node id they carry."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+
+    def kill_all_processes(self, check_alive: bool = False, allow_graceful: bool = True) -> None:
+        for pid in processes_of_node(self.node_id):
+            _signal(pid, signal.SIGTERM if allow_graceful else signal.SIGKILL)
+
+
+class TolerantFakeProvider(FakeMultiNodeProvider):
+    """Ray's fake multi-node provider, except that a node whose start exceeds Ray's hard-coded 30 s
+    (``ray._private.node.Node``; agents start slowly on a loaded 2-core machine) is kept: its raylet
+    registers late, and it is terminated through its processes. Ray's provider would forget it while
+    it kept running, and the autoscaler would count it nowhere."""
+
+    def _create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):  # type: ignore[no-untyped-def]
+        with self.lock:  # Ray's provider starts its nodes under this lock too
+            node_id = f"fffffffffffffffffffffffffffffffffffffffffffffffffff{self._next_node_id + 1:05d}"
+            try:
+                super()._create_node_with_resources_and_labels(node_config, tags, count, resources, labels)
+            except Exception:
+                self._keep_late_node(node_id, tags)
+
+    def _keep_late_node(self, node_id: str, tags: dict[str, str]) -> None:
+        """Called from the ``except`` of a failed start: re-raises unless the node's processes run."""
+        if node_id in self._nodes or not processes_of_node(node_id):
+            raise  # noqa: PLE0704 - re-raises the start's exception
+        all_tags = {
+            TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+            TAG_RAY_USER_NODE_TYPE: tags[TAG_RAY_USER_NODE_TYPE],
+            TAG_RAY_NODE_NAME: node_id,
+            TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
+            **tags,
+        }
+        self._nodes[node_id] = {"tags": all_tags, "node": _NodeProcesses(node_id)}
+
+
+def processes_of_node(node_id: str) -> list[int]:
+    """The processes of one fake node: they carry its id in their environment."""
+    mark = f"RAY_OVERRIDE_NODE_ID_FOR_TESTING={node_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 class SimCluster(AutoscalingCluster):
@@ -148,6 +212,7 @@ class SimCluster(AutoscalingCluster):
         config.write_text(json.dumps(self._config))
         env = {**os.environ, **self.env, **(override_env or {})}
         env.update({"AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"})
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "scripts"), env.get("PYTHONPATH")]))
         env.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only, as callcov-serve does
         # Every fake node starts its own agents on the same cores: give them time on a loaded machine.
         env.setdefault("RAY_agent_register_timeout_ms", "300000")
@@ -203,19 +268,15 @@ class SimCluster(AutoscalingCluster):
         return found
 
     def kill_node(self, node_id: str) -> list[int]:
-        """Kill one fake node at once (SIGKILL to its raylet and every process it started), as when a
-        machine dies. The node's processes carry its id in their environment."""
-        mark = f"RAY_OVERRIDE_NODE_ID_FOR_TESTING={node_id}".encode()
-        killed = []
-        for pid in self.pids():
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if mark in environ:
-                _signal(pid, signal.SIGKILL)
-                killed.append(pid)
-        return killed
+        """Kill one fake node at once, as when a machine dies: SIGKILL to its processes (they carry its
+        id in their environment) that belong to this cluster, and to everything they started (the
+        replicas' worker processes)."""
+        mine = set(self.pids())
+        roots = [pid for pid in processes_of_node(node_id) if pid in mine]
+        victims = descendants(roots)
+        for pid in victims:
+            _signal(pid, signal.SIGKILL)
+        return victims
 
     def shutdown(self, remove: bool = False) -> None:
         """End this cluster's processes (SIGTERM, then SIGKILL); ``remove`` also deletes its temp dir
@@ -230,6 +291,25 @@ class SimCluster(AutoscalingCluster):
                 time.sleep(0.2)
         if remove:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def descendants(roots: list[int]) -> list[int]:
+    """``roots`` and every process below them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+    return found
 
 
 def _signal(pid: int, sig: int) -> None:

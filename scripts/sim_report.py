@@ -43,7 +43,7 @@ class Run:
     statuses: dict[str, str] = field(default_factory=dict)
     max_attempts: int = 0
     wall_s: float = 0.0
-    llm_misses: int | None = None
+    llm_status: dict[str, int] = field(default_factory=dict)  # analyses by LLM outcome
 
 
 def saturated_rate(run: Run, phase: Phase) -> tuple[float | None, tuple[float, float] | None]:
@@ -91,7 +91,7 @@ def figures(run: Run) -> dict[str, Any]:
         "scaled_down_at": run.scaled_down_at,
         "killed": run.killed,
         "max_attempts": run.max_attempts,
-        "llm_misses": run.llm_misses,
+        "llm_status": run.llm_status,
     }
 
 
