@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_docs:
         plot(run, ROOT / "docs" / "scaling-sim.png")
-        write_docs(run, ROOT / "docs" / "scaling.md", "scaling-sim.png")
+        write_docs(run, ROOT / "docs" / "scaling.md", "scaling-sim.png", problems)
     for problem in problems:
         say(f"FAILED: {problem}")
     return 1 if problems else 0

@@ -161,10 +161,12 @@ def _keyed(run: Run, attr: str, names: tuple[str, ...]) -> dict[str, list[int]]:
     return {name: [getattr(s, attr).get(name, 0) for s in run.samples] for name in names}
 
 
-def markdown(run: Run, image: str) -> str:
+def markdown(run: Run, image: str, problems: list[str]) -> str:
     f = figures(run)
+    # Phase 3 (the kill) is not a throughput measurement.
     rates = ", ".join(
-        f"{name}: {rate:.2f} calls/s" if rate else f"{name}: n/a" for name, rate in f["rates"].items()
+        f"{n} model node(s) of each kind {rate:.2f} calls/s" if rate else f"{n}: n/a"
+        for n, rate in enumerate(list(f["rates"].values())[:2], 1)
     )
     changes = "; ".join(
         f"`{t}` " + ", ".join(f"{n} at {at:.0f} s" for at, n in points)
@@ -174,8 +176,8 @@ def markdown(run: Run, image: str) -> str:
     lines = [
         f"![simulated cluster run]({image})",
         "",
-        f"- Calls: {f['calls']} (phases: "
-        + ", ".join(f"{p.name} {p.calls} calls from {p.start:.0f} s" for p in run.phases)
+        f"- Calls: {f['calls']} ("
+        + ", ".join(f"phase {p.name}: {p.calls} calls from {p.start:.0f} s" for p in run.phases)
         + f"); wall time {f['wall_s']:.0f} s.",
         f"- Saturated throughput: {rates}; ratio 2 nodes / 1 node: "
         + (f"**{f['ratio']:.2f}**" if f["ratio"] else "n/a")
@@ -188,14 +190,18 @@ def markdown(run: Run, image: str) -> str:
         f"- GPU nodes back to their minimum at {f['scaled_down_at']:.0f} s."
         if f["scaled_down_at"]
         else "- GPU nodes not back to their minimum.",
-        "- Every call completed once, with one usage record, one webhook event and one delivered event id.",
+        "- Checks passed: every call completed once, with one usage record, one webhook event and one "
+        "delivered event id; nodes added while calls waited and removed when idle; a job ran again after "
+        "the kill; the ratio."
+        if not problems
+        else "- Checks FAILED: " + "; ".join(problems),
     ]
     return "\n".join(lines)
 
 
-def write_docs(run: Run, doc: Path, image: str) -> None:
+def write_docs(run: Run, doc: Path, image: str, problems: list[str]) -> None:
     text = doc.read_text()
-    block = f"{MARK_BEGIN}\n{markdown(run, image)}\n{MARK_END}"
+    block = f"{MARK_BEGIN}\n{markdown(run, image, problems)}\n{MARK_END}"
     if MARK_BEGIN in text:
         text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda _: block, text, flags=re.S)
     else:
