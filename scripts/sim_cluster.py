@@ -88,11 +88,11 @@ def node_type_of(resources: dict[str, float], is_head: bool) -> str:
 class _NodeProcesses:
     """Stands for a fake node whose start timed out: its processes, found by the node id they carry."""
 
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
+    def __init__(self, node_id: str, gcs_address: str) -> None:
+        self.node_id, self.gcs_address = node_id, gcs_address
 
     def kill_all_processes(self, check_alive: bool = False, allow_graceful: bool = True) -> None:
-        for pid in processes_of_node(self.node_id):
+        for pid in processes_of_node(self.node_id, self.gcs_address):
             _signal(pid, signal.SIGTERM if allow_graceful else signal.SIGKILL)
 
 
@@ -112,7 +112,7 @@ class TolerantFakeProvider(FakeMultiNodeProvider):
 
     def _keep_late_node(self, node_id: str, tags: dict[str, str]) -> None:
         """Called from the ``except`` of a failed start: re-raises unless the node's processes run."""
-        if node_id in self._nodes or not processes_of_node(node_id):
+        if node_id in self._nodes or not processes_of_node(node_id, self._gcs_address):
             raise  # noqa: PLE0704 - re-raises the start's exception
         all_tags = {
             TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
@@ -121,22 +121,26 @@ class TolerantFakeProvider(FakeMultiNodeProvider):
             TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
             **tags,
         }
-        self._nodes[node_id] = {"tags": all_tags, "node": _NodeProcesses(node_id)}
+        self._nodes[node_id] = {"tags": all_tags, "node": _NodeProcesses(node_id, self._gcs_address)}
 
 
-def processes_of_node(node_id: str) -> list[int]:
-    """The processes of one fake node: they carry its id in their environment."""
+def processes_of_node(node_id: str, gcs_address: str) -> list[int]:
+    """The processes of one fake node of the cluster at ``gcs_address``: those that carry the node's id
+    in their environment and the GCS address on their command line (the raylet), and every process
+    below them (agents, workers). Fake node ids repeat across clusters, GCS addresses do not."""
     mark = f"RAY_OVERRIDE_NODE_ID_FOR_TESTING={node_id}".encode()
-    found = []
+    roots = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if mark in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
+            if gcs_address.encode() in (entry / "cmdline").read_bytes() and mark in (
+                entry / "environ"
+            ).read_bytes().split(b"\0"):
+                roots.append(int(entry.name))
         except OSError:
             continue
-    return found
+    return descendants(roots)
 
 
 class SimCluster(AutoscalingCluster):
@@ -268,12 +272,9 @@ class SimCluster(AutoscalingCluster):
         return found
 
     def kill_node(self, node_id: str) -> list[int]:
-        """Kill one fake node at once, as when a machine dies: SIGKILL to its processes (they carry its
-        id in their environment) that belong to this cluster, and to everything they started (the
-        replicas' worker processes)."""
-        mine = set(self.pids())
-        roots = [pid for pid in processes_of_node(node_id) if pid in mine]
-        victims = descendants(roots)
+        """Kill one fake node at once, as when a machine dies: SIGKILL to its raylet and every process
+        below it (agents, the replicas' workers)."""
+        victims = processes_of_node(node_id, self.gcs_address)
         for pid in victims:
             _signal(pid, signal.SIGKILL)
         return victims
