@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import ray
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import (
@@ -29,19 +30,31 @@ TRANSIENT = (
 
 
 def replica_options(
-    num_cpus: float, db_pool: PoolArgs | None, llm_model: str | None, env: dict[str, str] | None = None
+    num_cpus: float, db_pool: PoolArgs | None, llm_model: str | None, env_extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """``ray_actor_options`` of an ``api`` or ``dispatcher`` replica: its database pool (sized from the
     replica counts), the served model's name (from the Serve config, which also turns the replica's
-    LLM check on) and any other ``env``, as environment variables that ``callcov.config`` reads like
-    every other setting."""
-    env = {**(db_pool.env_vars() if db_pool is not None else {}), **(env or {})}
+    LLM check on) and ``env_extra``, on top of the application's own variables, as environment
+    variables that ``callcov.config`` reads like every other setting."""
+    env = app_env_vars()
+    env |= db_pool.env_vars() if db_pool is not None else {}
+    env |= env_extra or {}
     if llm_model is not None:
         env |= {"CALLCOV_INFERENCE__LLM_MODEL": llm_model, "CALLCOV_INFERENCE__CHECK_LLM": "true"}
     options: dict[str, Any] = {"num_cpus": num_cpus}
     if env:
         options["runtime_env"] = {"env_vars": env}
     return options
+
+
+def app_env_vars() -> dict[str, str]:
+    """The application's runtime_env env_vars, where ``deployments.deploy`` puts the settings and
+    secrets. A builder runs in Serve's build task, inside that runtime_env; but Serve gives it only to
+    deployments without a runtime_env of their own, so a builder that sets one carries them over."""
+    if not ray.is_initialized():
+        return {}
+    runtime_env = ray.get_runtime_context().runtime_env or {}
+    return {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()}
 
 
 class ServeTranscriber:
