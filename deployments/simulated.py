@@ -81,6 +81,8 @@ class SimWhisperArgs(Placement):
     # Stretches every service time alike, so a short synthetic call holds a slot long enough to
     # measure; 1 is the capacity model's speed.
     time_scale: float = Field(default=1.0, gt=0)
+    # Seconds from no replica to a serving one (required with min_replicas 0, deployments/capacity.py).
+    cold_start_s: float | None = Field(default=None, gt=0)
     # A recording whose duration differs from the nearest fixture's by more is refused.
     max_duration_gap_s: float = Field(default=1.5, ge=0)
 

@@ -25,9 +25,6 @@ PG_ADMIN_URL = os.environ.get("CALLCOV_TEST_PG_ADMIN", "postgresql://postgres@12
 REDIS_URL = os.environ.get("CALLCOV_TEST_REDIS", "redis://127.0.0.1:6379/0")
 BUCKET = "callcov-sim-audio"
 PASSWORD = "Sup3r-secret!"
-# Dispatcher analyses in flight per replica (CALLCOV_WORKER__CONCURRENCY): 2 by default, which would cap
-# the cluster at 4 calls whatever its GPUs; raised so that the model nodes are the bottleneck.
-CONCURRENCY = 8
 
 
 @contextlib.contextmanager
@@ -126,7 +123,6 @@ def settings_env(db_url: str, s3: str, serve_port: int, key: str, data_dir: Path
         "CALLCOV_NETWORK__URL_ALLOW": '["127.0.0.0/8"]',
         "CALLCOV_RATELIMIT__DEFAULT_PER_WINDOW": "100000",
         "CALLCOV_RATELIMIT__SUBMISSIONS_PER_WINDOW": "100000",
-        "CALLCOV_WORKER__CONCURRENCY": str(CONCURRENCY),
         "CALLCOV_WORKER__POLL_INTERVAL_S": "1",
     }
 
