@@ -67,13 +67,18 @@ class TestWiring:
         assert set(runners["scoring"].handlers) == {SCORE_JOB}
         assert set(runners["webhooks"].handlers) == {WEBHOOK_JOB}
         assert set(runners["billing"].handlers) == {STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
-        assert all(runner.on_give_up is not None for runner in runners.only("transcription", "scoring", "webhooks"))
+        assert all(
+            runner.on_give_up is not None for runner in runners.only("transcription", "scoring", "webhooks")
+        )
 
     async def test_the_analysis_stages_have_their_own_slots(self, app: FastAPI) -> None:
         """Set from the model deployments' capacity (deployments/capacity.py), not the fixed default."""
         worker = {"concurrency": 2, "transcription_concurrency": 8, "scoring_concurrency": 64}
         runners = job_runners(app, worker=worker)
-        assert (runners["transcription"].settings.concurrency, runners["scoring"].settings.concurrency) == (8, 64)
+        assert (runners["transcription"].settings.concurrency, runners["scoring"].settings.concurrency) == (
+            8,
+            64,
+        )
         assert runners["billing"].settings.concurrency == 2
 
 

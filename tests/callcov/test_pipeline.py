@@ -249,7 +249,9 @@ async def test_an_llm_that_does_not_serve_the_model_is_retried_not_skipped(
     assert job.status == "queued" and job.attempts == 1 and "404" in (job.last_error or "")
 
 
-async def test_the_stages_are_separate_jobs(client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp) -> None:
+async def test_the_stages_are_separate_jobs(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
     """Transcription ends by enqueueing the scoring job with the transcript: a call waiting for the
     LLM holds no transcription slot, and its transcription is kept."""
     _, analysis_id = await submitted(client, signed_up)
@@ -260,7 +262,9 @@ async def test_the_stages_are_separate_jobs(client: httpx.AsyncClient, app: Fast
     assert row is not None and row.status == "processing"
     assert (await job_of(app, analysis_id)).status == "done"
     scoring = await job_of(app, analysis_id, SCORE_JOB)
-    assert scoring.status == "queued" and Transcript.model_validate(scoring.payload["transcript"]) == TRANSCRIPT
+    assert (
+        scoring.status == "queued" and Transcript.model_validate(scoring.payload["transcript"]) == TRANSCRIPT
+    )
     await runners["scoring"].drain()
     async with state_of_app(app).sessionmaker() as session:
         row = await session.get(Analysis, uuid.UUID(analysis_id))

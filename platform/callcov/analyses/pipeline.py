@@ -38,7 +38,9 @@ from callcov.worker.runner import PermanentError, RetryableError, Settled, paylo
 logger = logging.getLogger("callcov.pipeline")
 
 FAILED_MESSAGE = "The recording could not be processed. Contact support with the analysis id."
-SCORE_JOB = "analysis.score"  # the second stage; the first is service.ANALYSIS_JOB, which a submission enqueues
+SCORE_JOB = (
+    "analysis.score"  # the second stage; the first is service.ANALYSIS_JOB, which a submission enqueues
+)
 
 
 @dataclass
