@@ -220,6 +220,9 @@ def backlog(calls: int, minutes: float, before_ref: str) -> list[str]:
     """The same backlog through the code before the pipelined stages and through this checkout."""
     call = call_of(minutes, stereo=True)
     rows = []
+    if not before_ref:  # --before-ref "": this checkout only
+        rows.append(backlog_run("after (pipelined stages, slots from capacity)", ROOT, calls, call))
+        return rows
     with tempfile.TemporaryDirectory(prefix="callcov-before-") as tmp:
         before = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(before), before_ref], cwd=ROOT, check=True)
@@ -260,7 +263,7 @@ def main() -> None:
     parser.add_argument("--skip-transcription", action="store_true")
     parser.add_argument("--backlog", type=int, default=0, help="calls in the backlog cell (0: skip it)")
     parser.add_argument("--backlog-minutes", type=float, default=1)
-    parser.add_argument("--before-ref", default=BEFORE_REF)
+    parser.add_argument("--before-ref", default=BEFORE_REF, help='"" runs this checkout only')
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stamp = f"Measured {time.strftime('%Y-%m-%d')} by `python bench/pipeline.py` on the 2-core machine."
