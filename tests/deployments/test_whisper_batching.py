@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from speech import ACME_CALL, CallTruth, synthesize_call
+from test_whisper import offline  # noqa: F401  (the module-scoped HF_HUB_OFFLINE fixture, autouse)
 
 from callcov.inference.transcript import Transcript
 from deployments.whisper import WhisperTranscriber
@@ -35,15 +36,8 @@ SHORT_CALL = (
 TIME_TOLERANCE_S = 0.05
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        yield
-
-
 @pytest.fixture(scope="module")
-def model(offline: None) -> Any:
+def model() -> Any:  # after the autouse `offline` fixture
     path, _ = resolve_model("base", str(MODEL_DIR))
     return load_model(path, "cpu", "int8", cpu_threads=2, num_workers=1)
 
