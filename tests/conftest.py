@@ -38,6 +38,9 @@ from callcov.worker.wiring import Runners
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The reliability suite's fixtures (its own PostgreSQL, Redis and service; created only when used).
+pytest_plugins = ["reliability.fixtures"]
+
 PG_ADMIN_URL = os.environ.get("CALLCOV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CALLCOV_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
