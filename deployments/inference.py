@@ -7,7 +7,7 @@ from typing import Any
 
 import ray
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorDiedError, RayActorError
 from ray.serve.exceptions import (
     BackPressureError,
     DeploymentUnavailableError,
@@ -15,7 +15,7 @@ from ray.serve.exceptions import (
     RequestCancelledError,
 )
 
-from callcov.inference.ports import InferenceError, TranscriptionRequest
+from callcov.inference.ports import InferenceCrashed, InferenceError, TranscriptionRequest
 from callcov.inference.transcript import Transcript
 from deployments.capacity import TRANSCRIPTION_TIMEOUT_S
 from deployments.db_pools import PoolArgs
@@ -59,7 +59,9 @@ def app_env_vars() -> dict[str, str]:
 
 class ServeTranscriber:
     """Calls the ``whisper`` Serve application; Serve's overload and availability errors become
-    ``InferenceError`` so the job is retried with backoff."""
+    ``InferenceError`` so the job is retried with backoff. A replica that died while it held this
+    request (``ActorDiedError``: killed for memory, a native crash) is ``InferenceCrashed``: the call
+    may be what killed it, so the job's crash budget counts it."""
 
     def __init__(self, app_name: str, timeout_s: float = TRANSCRIPTION_TIMEOUT_S) -> None:
         self.app_name = app_name
@@ -75,6 +77,8 @@ class ServeTranscriber:
         try:
             response = self._get_handle().transcribe.remote(request)
             transcript: Transcript = await asyncio.wait_for(response, timeout=self.timeout_s)
+        except ActorDiedError as exc:
+            raise InferenceCrashed(f"the transcription replica died: {exc}") from exc
         except TRANSIENT as exc:
             raise InferenceError(f"transcription unavailable: {type(exc).__name__}: {exc}") from exc
         except RayServeException as exc:

@@ -180,7 +180,9 @@ class WhisperTranscriber:
         )
         if agent_channel not in (0, 1):
             raise AudioError(f"agent_channel must be 0 or 1, not {agent_channel}")
-        channels = decode_channels(local_path(req.audio_path))
+        channels = decode_channels(
+            local_path(req.audio_path), audio_format=req.audio_format, max_duration_s=req.max_duration_s
+        )
         options = self._options(tunables, req.language or tunables.language)
         try:
             results = self._run_channels(channels, options, tunables)

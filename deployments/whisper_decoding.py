@@ -1,12 +1,14 @@
-"""faster-whisper behind the transcription deployment: model files, audio decoding, one channel's
-transcription, and turns built from timed pieces. ``faster_whisper`` and ``av`` are imported inside the
-functions that need them, so this module imports on any machine."""
+"""faster-whisper behind the transcription deployment: model files, audio decoding (bounded, with the
+demuxer the submission probe pinned), one channel's transcription, and turns built from timed pieces.
+``faster_whisper`` and ``av`` are imported inside the functions that need them, so this module imports
+on any machine."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from callcov.config import get_settings
+from callcov.inference.audio import HEAD_BYTES, FormatMismatch, decode_limit_s, pinned_demuxer
 from callcov.inference.transcript import Segment, Speaker, Word
 from deployments.model_assets import WHISPER_BASE, ensure_asset, models_dir
 
@@ -25,6 +29,10 @@ DUAL_MONO_CORRELATION = 0.98
 
 class AudioError(ValueError):
     """The audio cannot be read or decoded. Permanent: retrying will not help."""
+
+
+class AudioTooLong(AudioError):
+    """The audio decodes longer than its bound: it is not the file the submission probed."""
 
 
 @dataclass
@@ -110,28 +118,102 @@ def local_path(audio_path: str) -> Path:
     return path
 
 
-def decode_channels(path: Path) -> list[np.ndarray]:
+def decode_channels(
+    path: Path, *, audio_format: str | None = None, max_duration_s: float | None = None
+) -> list[np.ndarray]:
     """Float32 16 kHz samples: one array for a mono call, two (left, right) for a stereo one.
 
-    A stereo file whose channels carry the same signal (dual mono) counts as mono. Files with more
-    than two channels are downmixed to stereo.
+    The file is opened with the demuxer of ``audio_format``, the format the submission probe detected
+    (``callcov.inference.audio``), never one FFmpeg guesses, and a file whose content is not of that
+    format is refused: the decoder reads the file the probe measured. Decoding stops with
+    ``AudioTooLong`` past ``max_duration_s`` (the probed duration plus a margin; None: the maximum
+    call duration), so memory is bounded by it. The samples are those of
+    ``faster_whisper.decode_audio``. A stereo file whose channels carry the same signal (dual mono)
+    counts as mono; files with more than two channels are downmixed to stereo.
     """
     import av
-    from faster_whisper import decode_audio
 
+    with path.open("rb") as file:
+        head = file.read(HEAD_BYTES)
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        demuxer = pinned_demuxer(head, audio_format)
+    except FormatMismatch as exc:
+        raise AudioError(f"the audio cannot be decoded: {exc}") from exc
+    limit_s = max_duration_s if max_duration_s is not None else default_decode_limit_s()
+    options = {"protocol_whitelist": "file"}
+    try:
+        with av.open(
+            str(path), mode="r", format=demuxer, options=options, metadata_errors="ignore"
+        ) as container:
             if not container.streams.audio:
                 raise AudioError("the file has no audio stream")
-            channels = container.streams.audio[0].channels
-        if channels < 2:
-            return [decode_audio(str(path), sampling_rate=SAMPLE_RATE)]
-        left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
+            channels = 2 if container.streams.audio[0].channels >= 2 else 1
+            samples = _decode_bounded(container, channels, limit_s)
     except av.FFmpegError as exc:
         raise AudioError(f"the audio could not be decoded: {exc}") from exc
+    if channels == 1:
+        return [samples[0]]
+    left, right = samples
     if _correlation(left, right) >= DUAL_MONO_CORRELATION:
         return [(left + right) / 2]
     return [left, right]
+
+
+def default_decode_limit_s() -> float:
+    """The decode bound of a request that names none: the maximum call duration, plus the margin."""
+    return decode_limit_s(get_settings().audio.max_duration_s)
+
+
+def _decode_bounded(container: Any, channels: int, limit_s: float) -> np.ndarray:
+    """The first audio stream as float32 (channels x samples) at 16 kHz, as faster-whisper decodes it
+    (s16 through FFmpeg's resampler, frames grouped by 500,000 samples); ``AudioTooLong`` as soon as
+    it holds more than ``limit_s`` seconds. The buffer is the bound's size (pages are only touched as
+    they fill), trimmed to what was decoded."""
+    import av
+
+    limit = math.ceil(limit_s * SAMPLE_RATE)
+    out = np.empty((channels, limit), dtype=np.float32)
+    resampler = av.audio.resampler.AudioResampler(
+        format="s16", layout="stereo" if channels == 2 else "mono", rate=SAMPLE_RATE
+    )
+    filled = 0
+    for group in itertools.chain(_grouped(_valid_frames(container.decode(audio=0))), [None]):
+        for frame in resampler.resample(group):
+            block = frame.to_ndarray().reshape(-1, channels).T  # packed s16: interleaved channels
+            if filled + block.shape[1] > limit:
+                raise AudioTooLong(f"the audio decodes longer than {limit_s:.1f} s, the bound of this call")
+            out[:, filled : filled + block.shape[1]] = block
+            filled += block.shape[1]
+    out = out[:, :filled] if filled > 0.9 * limit else out[:, :filled].copy()  # free a large unused tail
+    out /= 32768.0
+    return out
+
+
+def _valid_frames(frames: Iterator[Any]) -> Iterator[Any]:
+    """The decoded frames, skipping those FFmpeg finds invalid (as faster-whisper does)."""
+    import av
+
+    while True:
+        try:
+            yield next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+
+
+def _grouped(frames: Iterator[Any], num_samples: int = 500_000) -> Iterator[Any]:
+    """Frames joined into blocks of ``num_samples`` before resampling (as faster-whisper does)."""
+    import av
+
+    fifo = av.audio.fifo.AudioFifo()
+    for frame in frames:
+        frame.pts = None  # no timestamp check
+        fifo.write(frame)
+        if fifo.samples >= num_samples:
+            yield fifo.read()
+    if fifo.samples > 0:
+        yield fifo.read()
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

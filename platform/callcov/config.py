@@ -164,7 +164,25 @@ class WorkerSettings(BaseModel):
     scoring_concurrency: int | None = Field(default=None, ge=1)
     lease_s: float = 120.0
     poll_interval_s: float = 2.0
-    max_attempts: int = 6
+    # Attempts of an analysis stage's job (each stage has its own). Transient failures (a model busy,
+    # unavailable or timed out) wait retry_initial_s, doubling up to retry_max_wait_s, with up to 2 s
+    # of jitter (the same waits for every job kind the queue retries): 19 attempts are 18 waits of
+    # 2 s ... 256 s, then 5 min, about an hour in all, so an outage of the transcriber or the LLM of
+    # half an hour and more fails no call.
+    max_attempts: int = Field(default=19, ge=1)
+    retry_initial_s: float = Field(default=2.0, gt=0)
+    retry_max_wait_s: float = Field(default=300.0, gt=0)
+    # Crashes a job may cause before it is failed for good: a lease that ran out (its worker died
+    # running it) or a model replica that died on it (``InferenceCrashed``).
+    max_crashes: int = Field(default=2, ge=1)
+
+
+class AudioSettings(BaseModel):
+    """Bounds on the audio one analysis may bring (docs/api.md, "Limits and retries")."""
+
+    # The longest call accepted (seconds): longer is refused at submission (400 audio_too_long) and
+    # never decoded past it.
+    max_duration_s: float = Field(default=4 * 3600, gt=0)
 
 
 def default_retry_schedule() -> list[float]:
@@ -250,6 +268,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from callcov.analyses import repository, service
-from callcov.analyses.errors import AnalysisNotFound, FileTooLarge, InvalidFileFormat
+from callcov.analyses.errors import AnalysisNotFound, AudioTooLong, FileTooLarge, InvalidFileFormat
 from callcov.analyses.schemas import AnalysisPublic, Status
 from callcov.analyses.submission import SubmissionFields, read_submission
 from callcov.auth.deps import AnyPrincipal
@@ -85,7 +85,13 @@ SUBMISSION_BODY = {
     }
 }
 SUBMISSION_ERRORS: dict[int | str, dict[str, object]] = {
-    400: InvalidFileFormat.schema(),
+    400: {
+        "model": ErrorBody,
+        "description": (
+            f"{InvalidFileFormat.default_message} (invalid_file_format); {AudioTooLong.default_message} "
+            "(audio_too_long); or an invalid field, e.g. a reserved metadata key (validation_error)"
+        ),
+    },
     402: UsageLimitExceeded.schema(),
     413: FileTooLarge.schema(),
     422: {"model": ErrorBody, "description": "Validation error"},
@@ -101,7 +107,13 @@ async def submit_analysis(
 ) -> AnalysisPublic:
     """Submit a call: an uploaded ``audio_file`` (multipart) or an ``audio_url`` (JSON or form)."""
     settings = state.settings
-    submission = await read_submission(request, state.storage, settings.storage, settings.network)
+    submission = await read_submission(
+        request,
+        state.storage,
+        settings.storage,
+        settings.network,
+        max_duration_s=settings.audio.max_duration_s,
+    )
     try:
         analysis = await service.create_analysis(
             session,

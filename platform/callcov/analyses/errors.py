@@ -38,6 +38,33 @@ class EmptyAudio(InvalidFileFormat):
     default_message = "The audio is empty (zero bytes or zero duration)"
 
 
+class AudioTooLong(AppError):
+    """The call is longer than the maximum call duration (``CALLCOV_AUDIO__MAX_DURATION_S``).
+    ``duration_seconds`` is what the probe measured (at least that, for audio whose packets carry no
+    timestamps: it stops decoding a little past the maximum)."""
+
+    status_code = 400
+    code = "audio_too_long"
+    default_message = "The call is longer than the maximum call duration"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        duration_s: float | None = None,
+        max_duration_s: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if duration_s is not None and max_duration_s is not None:
+            merged.update(duration_seconds=duration_s, max_duration_seconds=max_duration_s)
+            message = message or (
+                f"The call is {duration_s:g} s long; the maximum call duration is {max_duration_s:g} s"
+            )
+        super().__init__(message, details=merged, headers=headers)
+
+
 class InvalidAudioUrl(AppError):
     """An ``audio_url`` that is not http(s), cannot be resolved, or resolves to a refused address
     (also after a redirect)."""

@@ -25,7 +25,14 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses import events
-from callcov.inference.ports import InferenceError, LLMClient, Transcriber, TranscriptionRequest
+from callcov.inference.audio import decode_limit_s
+from callcov.inference.ports import (
+    InferenceCrashed,
+    InferenceError,
+    LLMClient,
+    Transcriber,
+    TranscriptionRequest,
+)
 from callcov.inference.transcript import Transcript
 from callcov.kit import metrics
 from callcov.kit.time import utcnow
@@ -33,7 +40,7 @@ from callcov.models import Analysis, Job
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
 from callcov.worker import queue
-from callcov.worker.runner import PermanentError, RetryableError, Settled, payload_id
+from callcov.worker.runner import PermanentError, RetryableError, Settled, WorkerCrashed, payload_id
 
 logger = logging.getLogger("callcov.pipeline")
 
@@ -58,8 +65,11 @@ class AnalysisPipeline:
         *,
         on_event: Callable[[], None] | None = None,
         on_scoring: Callable[[], None] | None = None,
+        max_duration_s: float | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # The maximum call duration: the decode bound of an analysis whose duration was not probed.
+        self.max_duration_s = max_duration_s
         self.inference = inference
         self.fetch_audio = fetch_audio
         # Called after a commit that wrote a webhook event (wakes the delivery loop), and after one
@@ -84,10 +94,16 @@ class AnalysisPipeline:
             await self.fail(analysis.id, "The stored recording is missing.")
             raise PermanentError(f"audio of {analysis.id} missing: {analysis.audio_uri}") from exc
         request = TranscriptionRequest(
-            audio_path=str(path), audio_uri=analysis.audio_uri, language=analysis.language
+            audio_path=str(path),
+            audio_uri=analysis.audio_uri,
+            language=analysis.language,
+            audio_format=analysis.audio_format,
+            max_duration_s=self._decode_limit(analysis),
         )
         try:
             transcript = await self.inference.transcriber.transcribe(request)
+        except InferenceCrashed as exc:  # the replica died on this call: it may be the call's doing
+            raise WorkerCrashed(str(exc)) from exc
         except InferenceError as exc:
             raise RetryableError(str(exc)) from exc
         except ValueError as exc:  # the transcriber could not decode the audio: it never will
@@ -108,6 +124,13 @@ class AnalysisPipeline:
         if self.on_scoring is not None:
             self.on_scoring()
         raise Settled()
+
+    def _decode_limit(self, analysis: Analysis) -> float | None:
+        """How much audio the transcriber may decode: what the submission probed (and billed), plus
+        a margin; a file that decodes longer is not what was probed, and is refused."""
+        if analysis.duration_ms is not None:
+            return decode_limit_s(analysis.duration_ms / 1000)
+        return decode_limit_s(self.max_duration_s) if self.max_duration_s is not None else None
 
     async def score(self, job: Job) -> None:
         """Stage 2: score the transcript the transcription stage recorded, and complete the analysis."""
@@ -164,6 +187,9 @@ class AnalysisPipeline:
         metrics.analysis_completed(scored.evaluation["llm"], transcript.duration_s)
 
     async def fail(self, analysis_id: uuid.UUID, message: str) -> None:
+        """The one place an analysis fails for good: a permanent error, or its job given up (out of
+        attempts, or of crashes). It becomes ``failed`` with ``message`` and its webhook event is
+        written in the same transaction; whatever else a final failure must do belongs here too."""
         now = utcnow()
         async with self.sessionmaker() as session:
             result = await session.exec(

@@ -11,6 +11,9 @@ from callcov.kit.time import to_unix
 from callcov.models import Analysis
 
 Status = Literal["processing", "completed", "failed"]
+# What CallCov adds to an analysis' ``metadata`` beside the client's keys (CONTRACT.md §4); a client
+# key of one of these names is refused at submission (it would be overwritten).
+RESERVED_METADATA_KEYS = ("webhook_url", "completed_at", "processing_time_ms", "error_message")
 
 
 class CallInfo(BaseModel):
@@ -71,11 +74,16 @@ class AnalysisPublic(BaseModel):
             ),
             transcript=row.transcript,
             results=row.results,
-            metadata={
-                **row.client_metadata,
-                "webhook_url": row.webhook_url,
-                "completed_at": to_unix(row.completed_at),
-                "processing_time_ms": row.processing_time_ms,
-                "error_message": row.error_message,
-            },
+            metadata={**row.client_metadata, **_callcov_metadata(row)},
         )
+
+
+def _callcov_metadata(row: Analysis) -> dict[str, Any]:
+    """The keys CallCov adds to ``metadata`` (``RESERVED_METADATA_KEYS``); they win over a client key
+    of the same name stored before such keys were refused."""
+    return {
+        "webhook_url": row.webhook_url,
+        "completed_at": to_unix(row.completed_at),
+        "processing_time_ms": row.processing_time_ms,
+        "error_message": row.error_message,
+    }

@@ -18,6 +18,7 @@ from callcov.analyses.audio import AudioInfo, probe_audio_async
 from callcov.analyses.download import stream_download
 from callcov.analyses.errors import FileTooLarge
 from callcov.analyses.multipart import multipart_events
+from callcov.analyses.schemas import RESERVED_METADATA_KEYS
 from callcov.config import NetworkSettings, StorageSettings
 from callcov.errors import BadRequest
 from callcov.kit.metadata import validate_metadata
@@ -65,7 +66,7 @@ def _validated(raw: dict[str, Any], loc: str) -> SubmissionFields:
         raise RequestValidationError(
             [{**e, "loc": (loc, *e["loc"])} for e in exc.errors(include_url=False)]
         ) from exc
-    fields.metadata = validate_metadata(fields.metadata)
+    fields.metadata = validate_metadata(fields.metadata, reserved=RESERVED_METADATA_KEYS)
     if fields.rubric:
         try:
             load_rubric(fields.rubric)
@@ -99,10 +100,16 @@ def _form_value(name: str, value: str) -> Any:
 
 
 async def read_submission(
-    request: Request, storage: Storage, limits: StorageSettings, network: NetworkSettings
+    request: Request,
+    storage: Storage,
+    limits: StorageSettings,
+    network: NetworkSettings,
+    *,
+    max_duration_s: float | None = None,
 ) -> Submission:
     """Parse, store and probe; on any failure the stored audio is removed again. ``limits`` gives the
-    upload size and download time limits, ``network`` the URL allow-list."""
+    upload size and download time limits, ``network`` the URL allow-list, ``max_duration_s`` the
+    maximum call duration."""
     content_type = request.headers.get("content-type", "")
     limit = limits.max_upload_bytes
     key = uuid.uuid4().hex
@@ -124,7 +131,7 @@ async def read_submission(
         if stored is None:
             audio = _download(fields.audio_url or "", limits, network)
             stored = await storage.save(key, audio, max_bytes=limit)
-        info = await probe_audio_async(storage.path_of(stored.uri))
+        info = await probe_audio_async(storage.path_of(stored.uri), max_duration_s=max_duration_s)
         return Submission(fields=fields, audio=stored, info=info)
     except BaseException:
         if stored is not None:

@@ -23,6 +23,7 @@ def _pipeline(context: JobContext) -> AnalysisPipeline:
         build_storage(context.settings).fetch,
         on_event=lambda: context.wake(WEBHOOK_JOB),
         on_scoring=lambda: context.wake(SCORE_JOB),
+        max_duration_s=context.settings.audio.max_duration_s,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from callcov.inference.transcript import Transcript
 
@@ -18,6 +18,12 @@ class TranscriptionRequest(BaseModel):
     language: str | None = None
     # Stereo calls: which channel is the agent (the other is the customer).
     agent_channel: int = 0
+    # The format the submission probe detected (``callcov.inference.audio``): the decoder opens the
+    # file with that format's demuxer and refuses a file whose content says otherwise.
+    audio_format: str | None = None
+    # The most audio (seconds) the decoder may produce: the probed duration plus a margin
+    # (``decode_limit_s``). None: the transcriber's own maximum call duration.
+    max_duration_s: float | None = Field(default=None, gt=0)
 
 
 class Transcriber(Protocol):
@@ -59,6 +65,11 @@ def _with_status(cls: type[WithStatus], message: str, status_code: int) -> WithS
 
 class InferenceError(Exception):
     """A transient failure of a model backend (busy, unavailable, timed out): the job is retried."""
+
+
+class InferenceCrashed(InferenceError):
+    """The model's replica died while it worked on this request (killed for memory, a native crash):
+    the input may be what killed it, so the job counts a crash (``CALLCOV_WORKER__MAX_CRASHES``)."""
 
 
 class LLMUnavailable(WithStatus, InferenceError):

@@ -1,7 +1,9 @@
-"""The metadata rules every resource shares: at most 50 keys, keys <= 40 chars, string values <= 500."""
+"""The metadata rules every resource shares: at most 50 keys, keys <= 40 chars, string values <= 500,
+and none of the keys the resource adds to its own ``metadata`` (``reserved``)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from callcov.errors import AppError
@@ -16,7 +18,7 @@ class InvalidMetadata(AppError):
     code = "validation_error"
 
 
-def validate_metadata(metadata: Any) -> dict[str, str]:
+def validate_metadata(metadata: Any, reserved: Collection[str] = ()) -> dict[str, str]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
@@ -30,6 +32,11 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
             raise InvalidMetadata(
                 f"metadata keys must be 1 to {MAX_KEY_LENGTH} characters", details={"key": str(key)[:60]}
+            )
+        if key in reserved:
+            raise InvalidMetadata(
+                f"metadata key '{key}' is reserved: CallCov sets it (reserved: {', '.join(reserved)})",
+                details={"key": key},
             )
         if not isinstance(value, str):
             raise InvalidMetadata(f"metadata value for '{key}' must be a string", details={"key": key})

@@ -24,7 +24,7 @@ ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)
 # How a job run ended: the runner completed it (done), the handler settled it itself (settled), it was
 # put back after a transient failure (retry), it failed for good (failed), or it ran out of attempts
 # (gave_up).
-OUTCOMES = ("done", "settled", "retry", "failed", "gave_up")
+OUTCOMES = ("done", "settled", "retry", "failed", "gave_up", "lost", "error")
 # The states the queue sampler counts: claimable now (due: queued and due, or running with an expired
 # lease), waiting for a later attempt (scheduled), and leased by a runner (running).
 QUEUE_STATES = ("due", "scheduled", "running")

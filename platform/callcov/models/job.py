@@ -25,6 +25,8 @@ class Job(SQLModel, table=True):
     status: str = Field(default="queued", max_length=16)
     attempts: int = 0
     max_attempts: int = 8
+    # Attempts whose worker died (the lease ran out) or whose model replica died under them.
+    crashes: int = 0
     run_after: datetime = created_field()
     lease_until: datetime | None = optional_time_field()
     locked_by: str | None = Field(default=None, max_length=64)

@@ -3,7 +3,9 @@
 ``enqueue`` adds a job inside the caller's transaction (so the job exists exactly when the change
 that needs it commits). ``claim`` takes due jobs with a lease, atomically: ``FOR UPDATE SKIP LOCKED``
 on PostgreSQL, a single ``UPDATE … RETURNING`` on SQLite (whose writers are serialised). A job whose
-lease ran out (its worker crashed) is due again. Each step after ``enqueue`` is its own transaction.
+lease ran out (its worker crashed) is due again, and that claim counts a crash (``Job.crashes``): the
+runner ends a job whose crashes or attempts are spent instead of running it. Each step after
+``enqueue`` is its own transaction.
 """
 
 from __future__ import annotations
@@ -14,17 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import tenacity
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.config import WorkerSettings
 from callcov.kit.time import utcnow
 from callcov.models import Job
-
-# Backoff between attempts of a transiently failing job: exponential from 2 s, capped at 5 min,
-# with jitter (tenacity computes it; the queue stores the time of the next attempt).
-BACKOFF = tenacity.wait_exponential_jitter(multiplier=2, max=300, jitter=2)
 
 
 def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *, max_attempts: int = 8) -> Job:
@@ -33,10 +32,17 @@ def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], *, max_at
     return job
 
 
-def backoff_s(attempt: int) -> float:
+def backoff_s(attempt: int, settings: WorkerSettings | None = None) -> float:
+    """The wait after attempt ``attempt`` failed transiently: exponential from
+    ``retry_initial_s``, capped at ``retry_max_wait_s``, with up to 2 s of jitter (computed by
+    tenacity; the queue stores the time of the next attempt)."""
+    settings = settings or WorkerSettings()
+    wait = tenacity.wait_exponential_jitter(
+        multiplier=settings.retry_initial_s, max=settings.retry_max_wait_s, jitter=2
+    )
     state = tenacity.RetryCallState(retry_object=tenacity.AsyncRetrying(), fn=None, args=(), kwargs={})
     state.attempt_number = attempt
-    return float(BACKOFF(state))
+    return float(wait(state))
 
 
 def _due(now: Any) -> Any:
@@ -77,6 +83,8 @@ async def claim(
             .values(
                 status="running",
                 attempts=Job.attempts + 1,
+                # Still running means its lease ran out: the worker died with it (a crash).
+                crashes=case((col(Job.status) == "running", Job.crashes + 1), else_=Job.crashes),
                 lease_until=now + timedelta(seconds=lease_s),
                 locked_by=worker_id,
                 updated_at=now,
@@ -107,14 +115,20 @@ async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
 
 
 async def retry_later(
-    sessionmaker: async_sessionmaker[AsyncSession], job: Job, worker_id: str, error: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job: Job,
+    worker_id: str,
+    error: str,
+    *,
+    crashed: bool = False,
+    settings: WorkerSettings | None = None,
 ) -> bool:
-    """Reschedule after a transient failure, or give up (status ``failed``) after ``max_attempts``.
-    Returns True when the job will run again."""
+    """Reschedule after a transient failure (``crashed``: one that counts a crash), or give up
+    (status ``failed``) after ``max_attempts``. Returns True when the job will run again."""
     if job.attempts >= job.max_attempts:
         await fail(sessionmaker, job.id, worker_id, error)
         return False
-    run_after = utcnow() + timedelta(seconds=backoff_s(job.attempts))
+    run_after = utcnow() + timedelta(seconds=backoff_s(job.attempts, settings))
     await _update_owned(
         sessionmaker,
         job.id,
@@ -123,8 +137,16 @@ async def retry_later(
         run_after=run_after,
         lease_until=None,
         last_error=error[:2000],
+        **({"crashes": Job.crashes + 1} if crashed else {}),
     )
     return True
+
+
+async def holder(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> str | None:
+    """The worker that last claimed the job (None if none holds it)."""
+    async with sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        return job.locked_by if job is not None else None
 
 
 async def release(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str) -> bool:
@@ -164,8 +186,14 @@ async def _settle(session: AsyncSession, job_id: uuid.UUID, worker_id: str, **va
 
 
 async def fail(
-    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str, error: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    worker_id: str,
+    error: str,
+    *,
+    crashed: bool = False,
 ) -> bool:
+    """End a running job for good (``crashed``: its last attempt counts a crash)."""
     return await _update_owned(
         sessionmaker,
         job_id,
@@ -174,6 +202,7 @@ async def fail(
         finished_at=utcnow(),
         lease_until=None,
         last_error=error[:2000],
+        **({"crashes": Job.crashes + 1} if crashed else {}),
     )
 
 

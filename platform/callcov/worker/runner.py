@@ -26,7 +26,14 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 class RetryableError(Exception):
-    """A transient failure: run the job again later (backoff), until max_attempts."""
+    """A transient failure: run the job again later (backoff), until max_attempts (the job is then
+    given up: the give-up hook records the failure)."""
+
+
+class WorkerCrashed(RetryableError):
+    """What ran the job died under it (a model replica killed mid-request): retried like a transient
+    failure, but it counts against the job's crash budget (``WorkerSettings.max_crashes``), like a
+    lease that ran out."""
 
 
 class PermanentError(Exception):
@@ -61,6 +68,7 @@ class Runner:
         free = self.settings.concurrency - len(self._running)
         if free <= 0:
             return 0
+        claimed_at = time.monotonic()  # the leases run from (a little after) this moment
         jobs = await queue.claim(
             self.sessionmaker,
             worker_id=self.worker_id,
@@ -69,7 +77,7 @@ class Runner:
             limit=free,
         )
         for job in jobs:
-            task = asyncio.create_task(self._run_job(job))
+            task = asyncio.create_task(self._run_job(job, claimed_at))
             self._running[task] = job
             task.add_done_callback(self._finished)
         return len(jobs)
@@ -122,18 +130,36 @@ class Runner:
             if await queue.release(self.sessionmaker, job.id, self.worker_id):
                 logger.info("released job %s (%s) at shutdown", job.id, job.kind)
 
-    async def _run_job(self, job: Job) -> None:
-        heartbeat = asyncio.create_task(self._keep_lease(job))
+    async def _run_job(self, job: Job, claimed_at: float) -> None:
+        """Run the job's handler beside its lease's heartbeat. A heartbeat that cannot keep the lease
+        (the database unreachable until the lease is about to run out, or the job taken over by
+        another worker) cancels the handler: the job is someone else's from then on."""
         started = time.monotonic()
-        try:
-            with job_log_context(job.payload, kind=job.kind, job_id=str(job.id)):
-                outcome = await self._handle(job)
-        finally:
-            heartbeat.cancel()
+        with job_log_context(job.payload, kind=job.kind, job_id=str(job.id)):
+            work = asyncio.create_task(self._handle(job))
+            lost = asyncio.Event()
+            heartbeat = asyncio.create_task(self._keep_lease(job, work, lost, claimed_at))
+            try:
+                outcome = await work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not lost.is_set() or (current is not None and current.cancelling()):
+                    raise  # a shutdown: Runner.shutdown hands the lease back
+                outcome = "lost"
+            except Exception:  # settling failed (the database unreachable): the lease runs out
+                logger.exception(
+                    "job %s (%s) could not be settled; it will be claimed again", job.id, job.kind
+                )
+                outcome = "error"
+            finally:
+                heartbeat.cancel()
         metrics.job_finished(job.kind, outcome, seconds=time.monotonic() - started, attempts=job.attempts)
 
     async def _handle(self, job: Job) -> str:
         """Run the handler and settle the job; how it ended (``callcov.kit.metrics.OUTCOMES``)."""
+        spent = self._budget_spent(job)
+        if spent is not None:
+            return await self._give_up(job, spent)
         try:
             await self.handlers[job.kind](job)
         except Settled:
@@ -146,22 +172,73 @@ class Runner:
         await queue.complete(self.sessionmaker, job.id, self.worker_id)
         return "done"
 
+    def _budget_spent(self, job: Job) -> str | None:
+        """Why the job, as claimed, must not run again (a lease that ran out has counted its crash)."""
+        if job.crashes >= self.settings.max_crashes:
+            return f"{job.crashes} crash(es): the worker or model replica running it died (lease expired)"
+        if job.attempts > job.max_attempts:
+            return f"its last attempt ({job.max_attempts} of {job.max_attempts}) crashed (lease expired)"
+        return None
+
     async def _retry(self, job: Job, exc: Exception) -> str:
         if not isinstance(exc, RetryableError):
             logger.exception("job %s (%s) failed unexpectedly", job.id, job.kind, exc_info=exc)
         reason = f"{type(exc).__name__}: {exc}"
-        if await queue.retry_later(self.sessionmaker, job, self.worker_id, reason):
-            return "retry"
+        crashed = isinstance(exc, WorkerCrashed)
+        if job.attempts >= job.max_attempts or (crashed and job.crashes + 1 >= self.settings.max_crashes):
+            return await self._give_up(job, reason, crashed=crashed)
+        await queue.retry_later(
+            self.sessionmaker, job, self.worker_id, reason, crashed=crashed, settings=self.settings
+        )
+        return "retry"
+
+    async def _give_up(self, job: Job, reason: str, *, crashed: bool = False) -> str:
+        """End the job for good: the domain's give-up hook first (it records the failure the client
+        sees; it is idempotent), then the job. A worker that dies in between leaves the job to be
+        claimed again, and given up again."""
+        logger.error("job %s (%s) gave up: %s", job.id, job.kind, reason)
         if self.on_give_up:
             await self.on_give_up(job, reason)
+        await queue.fail(self.sessionmaker, job.id, self.worker_id, reason, crashed=crashed)
         return "gave_up"
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_lease(
+        self, job: Job, work: asyncio.Task[str], lost: asyncio.Event, claimed_at: float
+    ) -> None:
+        """Extend the lease every third of it. A failed extension is tried again every tenth of the
+        lease; when the lease would run out before one succeeds (a tenth of it left), or the job is
+        found to be another worker's, the handler is cancelled."""
+        lease_s = self.settings.lease_s
+        expires = claimed_at + lease_s
+        wait = lease_s / 3
         while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
-            if not await queue.extend_lease(self.sessionmaker, job.id, self.worker_id, self.settings.lease_s):
-                logger.warning("lost the lease of job %s", job.id)
+            deadline = expires - lease_s / 10
+            await asyncio.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                self._lose(job, work, lost, "its lease could not be extended before it ran out")
                 return
+            tried_at = time.monotonic()
+            try:
+                extended = await asyncio.wait_for(
+                    queue.extend_lease(self.sessionmaker, job.id, self.worker_id, lease_s),
+                    timeout=max(deadline - tried_at, 0.001),
+                )
+                if not extended and await queue.holder(self.sessionmaker, job.id) != self.worker_id:
+                    self._lose(job, work, lost, "another worker holds it")
+                    return
+            except Exception as exc:  # the database unreachable (or slow): try again soon
+                logger.warning("extending the lease of job %s failed: %r; trying again", job.id, exc)
+                wait = lease_s / 10
+                continue
+            if not extended:  # settled by its own handler
+                return
+            expires, wait = tried_at + lease_s, lease_s / 3
+
+    @staticmethod
+    def _lose(job: Job, work: asyncio.Task[str], lost: asyncio.Event, why: str) -> None:
+        logger.warning("lost the lease of job %s (%s): %s; its handler is stopped", job.id, job.kind, why)
+        lost.set()
+        work.cancel()
 
 
 def payload_id(job: Job, name: str) -> Any:
