@@ -1,0 +1,36 @@
+"""account security: idempotent replays bound to a credential and sealed at rest
+
+Idempotency keys get the credential their response is replayed to. The rows kept so far are
+deleted: they hold responses in the clear (new API keys, rotated webhook secrets) and no
+credential to bind them to. They are a 24 h cache; the cost is that a retry spanning the upgrade
+runs once more.
+
+Revision ID: 0007_acct
+Revises: 0006
+Create Date: 2026-12-01 09:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0007_acct"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("DELETE FROM idempotency_keys")
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("credential", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False)
+        )
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM idempotency_keys")
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_column("credential")
