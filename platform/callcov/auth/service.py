@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.api_keys.service import revoke_all_api_keys
 from callcov.auth import jwt as tokens
 from callcov.auth.errors import (
     AccountDeactivated,
@@ -73,12 +74,7 @@ async def send_verification(
 async def create_email_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int) -> str:
     """A new single-use token; every earlier unused token of the same purpose stops working."""
     now = utcnow()
-    await session.exec(
-        update(EmailToken)
-        .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
-        .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
-        .values(revoked_at=now)
-    )
+    await revoke_email_tokens(session, user_id, purpose)
     raw = generate_url_token()
     session.add(
         EmailToken(
@@ -140,7 +136,9 @@ async def issue_tokens(
     session.add(row)
     await session.flush()
     return TokenPair(
-        access_token=tokens.issue_token(settings, user.id, "access", settings.access_token_ttl_s),
+        access_token=tokens.issue_token(
+            settings, user.id, "access", settings.access_token_ttl_s, ver=user.token_version
+        ),
         refresh_token=tokens.issue_token(
             settings, user.id, "refresh", settings.refresh_token_ttl_s, jti=row.id.hex, fam=row.family_id.hex
         ),
@@ -180,6 +178,24 @@ async def revoke_refresh_tokens(
     if family_id is not None:
         statement = statement.where(col(RefreshToken.family_id) == family_id)
     await session.exec(statement)
+
+
+async def end_sessions(session: AsyncSession, user: User) -> None:
+    """Every session of the user ends: its refresh tokens are revoked and the access tokens issued
+    so far stop working (they carry an older ``token_version``). API keys are not touched."""
+    user.token_version += 1
+    session.add(user)
+    await revoke_refresh_tokens(session, user_id=user.id)
+
+
+async def revoke_email_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str) -> None:
+    """Every unused token of that purpose stops working (e.g. reset links after a password change)."""
+    await session.exec(
+        update(EmailToken)
+        .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
+        .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 async def verify_email(session: AsyncSession, settings: AuthSettings, code: str) -> TokenPair:
@@ -226,8 +242,11 @@ async def request_password_reset(
 
 
 async def confirm_password_reset(session: AsyncSession, token: str, new_password: str) -> None:
+    """Account recovery: the new password, and everything a thief may hold ends: every session, every
+    other reset link, and every API key (a stolen session may have minted one)."""
     user = await consume_email_token(session, token, RESET)
     user.hashed_password = await hash_password(new_password)
     user.updated_at = utcnow()
-    session.add(user)
-    await revoke_refresh_tokens(session, user_id=user.id)
+    await end_sessions(session, user)
+    await revoke_email_tokens(session, user.id, RESET)
+    await revoke_all_api_keys(session, user.id)

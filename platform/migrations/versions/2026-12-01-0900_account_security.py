@@ -1,9 +1,12 @@
-"""account security: idempotent replays bound to a credential and sealed at rest
+"""account security: idempotent replays bound to a credential, users' token version
 
 Idempotency keys get the credential their response is replayed to. The rows kept so far are
 deleted: they hold responses in the clear (new API keys, rotated webhook secrets) and no
 credential to bind them to. They are a 24 h cache; the cost is that a retry spanning the upgrade
 runs once more.
+
+Users get a token version: access tokens carry it, and a password change or reset or an email
+change raises it, so the access tokens issued before stop working.
 
 Revision ID: 0007_acct
 Revises: 0006
@@ -28,9 +31,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("credential", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False)
         )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("token_version", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("token_version")
     op.execute("DELETE FROM idempotency_keys")
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.drop_column("credential")
