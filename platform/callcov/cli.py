@@ -57,12 +57,14 @@ async def _create_api_key(settings: Settings, email: str, mode: str, description
         await engine.dispose()
 
 
-async def _prune(settings: Settings) -> int:
+async def _prune(settings: Settings) -> tuple[int, int]:
+    from callcov.emails.service import prune_outbox
     from callcov.idempotency.store import prune_expired
 
     engine = create_engine(settings)
     try:
-        return await prune_expired(create_sessionmaker(engine))
+        sessionmaker = create_sessionmaker(engine)
+        return await prune_expired(sessionmaker), await prune_outbox(sessionmaker, settings.email)
     finally:
         await engine.dispose()
 
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("email")
     key.add_argument("--mode", choices=("live", "test"), default="live")
     key.add_argument("--description")
-    sub.add_parser("prune", help="delete expired idempotency keys")
+    sub.add_parser("prune", help="delete expired idempotency keys and old outbox emails")
     return parser
 
 
@@ -99,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "create-api-key":
         print(asyncio.run(_create_api_key(settings, args.email, args.mode, args.description)))
     elif args.command == "prune":
-        print(f"deleted {asyncio.run(_prune(settings))} expired idempotency keys")
+        keys, emails = asyncio.run(_prune(settings))
+        print(f"deleted {keys} expired idempotency keys and {emails} old outbox emails")
     return 0
 
 

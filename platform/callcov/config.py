@@ -20,6 +20,12 @@ class Environment(enum.StrEnum):
     staging = "staging"
     production = "production"
 
+    @property
+    def is_local(self) -> bool:
+        """A laptop or the test suite, never real users: one-time codes may be kept and logged in
+        the clear (the README has a local user copy the code from the log)."""
+        return self in (Environment.development, Environment.testing)
+
 
 def default_data_dir() -> Path:
     return Path.cwd() / "var"
@@ -68,6 +74,9 @@ class AuthSettings(BaseModel):
     refresh_token_ttl_s: int = 7 * 24 * 3600
     email_token_ttl_s: int = 15 * 60
     resend_verification_per_hour: int = 3
+    # Password-reset links that may be open at once: a new request keeps the earlier ones (up to
+    # this many, the oldest revoked first), so requests made by someone else cannot kill a link.
+    open_reset_links: int = Field(default=3, ge=1)
     max_active_api_keys: int = 10
     # last_used_at is written at most this often per key, to keep reads cheap.
     last_used_resolution_s: int = 60
@@ -85,6 +94,8 @@ class EmailSettings(BaseModel):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_s: float = 10.0
+    # `callcov prune` deletes outbox messages older than this (sent or not).
+    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
 
 
 class RateLimitSettings(BaseModel):

@@ -68,13 +68,27 @@ async def send_verification(
 ) -> None:
     token = await create_email_token(session, user.id, VERIFY, settings.email_token_ttl_s)
     subject, body = verification_email(outbox.settings.frontend_url, token, settings.email_token_ttl_s)
-    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="verify_email")
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="verify_email", code=token)
 
 
-async def create_email_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int) -> str:
-    """A new single-use token; every earlier unused token of the same purpose stops working."""
+async def create_email_token(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int, *, keep_open: int = 0
+) -> str:
+    """A new single-use token. The earlier unused ones of the same purpose stop working, except the
+    newest ``keep_open`` still valid ones (reset links: a new request does not kill the last ones)."""
     now = utcnow()
-    await revoke_email_tokens(session, user_id, purpose)
+    keep: list[uuid.UUID] = []
+    if keep_open:
+        newest = (
+            select(col(EmailToken.id))
+            .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
+            .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
+            .where(col(EmailToken.expires_at) > now)
+            .order_by(col(EmailToken.created_at).desc())
+            .limit(keep_open)
+        )
+        keep = list((await session.exec(newest)).all())
+    await revoke_email_tokens(session, user_id, purpose, keep=keep)
     raw = generate_url_token()
     session.add(
         EmailToken(
@@ -188,14 +202,19 @@ async def end_sessions(session: AsyncSession, user: User) -> None:
     await revoke_refresh_tokens(session, user_id=user.id)
 
 
-async def revoke_email_tokens(session: AsyncSession, user_id: uuid.UUID, purpose: str) -> None:
-    """Every unused token of that purpose stops working (e.g. reset links after a password change)."""
-    await session.exec(
+async def revoke_email_tokens(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, *, keep: list[uuid.UUID] | None = None
+) -> None:
+    """Every unused token of that purpose but ``keep`` stops working (e.g. reset links after a
+    password change)."""
+    statement = (
         update(EmailToken)
         .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
         .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
     )
+    if keep:
+        statement = statement.where(col(EmailToken.id).not_in(keep))
+    await session.exec(statement.values(revoked_at=utcnow()))
 
 
 async def verify_email(session: AsyncSession, settings: AuthSettings, code: str) -> TokenPair:
@@ -236,9 +255,9 @@ async def request_password_reset(
     if user is None or not user.is_active:
         return
     ttl = settings.email_token_ttl_s
-    token = await create_email_token(session, user.id, RESET, ttl)
+    token = await create_email_token(session, user.id, RESET, ttl, keep_open=settings.open_reset_links - 1)
     subject, body = password_reset_email(outbox.settings.frontend_url, token, ttl)
-    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="password_reset")
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="password_reset", code=token)
 
 
 async def confirm_password_reset(session: AsyncSession, token: str, new_password: str) -> None:
