@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +71,16 @@ async def _prune(settings: Settings) -> tuple[int, int]:
         await engine.dispose()
 
 
+def generated_secrets() -> str:
+    """Fresh random values for every secret setting, as ``NAME=value`` lines (an env file)."""
+    values = {
+        "CALLCOV_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+        "CALLCOV_AUTH__API_KEY_PEPPER": secrets.token_urlsafe(48),
+        "CALLCOV_WEBHOOKS__ENCRYPTION_KEYS": json.dumps([secrets.token_urlsafe(48)]),
+    }
+    return "".join(f"{name}={value}\n" for name, value in values.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcov", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,11 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--mode", choices=("live", "test"), default="live")
     key.add_argument("--description")
     sub.add_parser("prune", help="delete expired idempotency keys and old outbox emails")
+    sub.add_parser(
+        "generate-secrets",
+        help="print random secrets as an env file (keep it: a new pepper or key invalidates stored keys)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "generate-secrets":
+        print(generated_secrets(), end="")
+        return 0
     settings = get_settings()
     if args.command == "migrate":
         run_migrations(settings)

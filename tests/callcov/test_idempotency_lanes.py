@@ -235,3 +235,16 @@ class TestInFlight:
         assert isinstance(
             await store.claim(state.sessionmaker, state.settings.idempotency, first, "f" * 64), store.InFlight
         )
+
+
+async def test_route_requirements_are_read_from_the_routes(app: FastAPI) -> None:
+    """If FastAPI's routing changed shape and every route looked public, idempotency would be off."""
+    from callcov.idempotency.routes import Requirement, requirement
+
+    def of(path: str) -> Requirement:
+        return requirement({"app": app, "method": "POST", "path": path})
+
+    assert of("/api/v1/api-keys") is of("/api/v1/webhooks/secret/rotate") is Requirement.jwt
+    assert of("/api/v1/billing/subscription/cancel") is Requirement.jwt
+    assert of("/api/v1/analysis") is of(f"/api/v1/analysis/{uuid.uuid4()}/webhook") is Requirement.principal
+    assert of("/api/v1/auth/login") is of("/api/v1/billing/webhook") is of("/nowhere") is Requirement.public
