@@ -69,10 +69,6 @@ def access_claims(settings: AuthSettings, token: str) -> AccessClaims:
         raise Unauthorized("Could not validate credentials") from exc
 
 
-def user_id_from_access_token(settings: AuthSettings, token: str) -> uuid.UUID:
-    return access_claims(settings, token).user_id
-
-
 def decode_refresh_token(settings: AuthSettings, token: str) -> RefreshClaims:
     claims = _decode(settings, token, "refresh")
     try:

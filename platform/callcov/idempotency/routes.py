@@ -77,7 +77,10 @@ def _table(app: Any) -> list[_Route]:
 
 def requirement(scope: Scope) -> Requirement:
     """The requirement of the route that will serve this request."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):  # as Starlette routes: the path below a mount point
+        path = path[len(root) :]
     for route in _table(scope["app"]):
-        if scope["method"] in route.methods and route.regex.match(scope["path"]):
+        if scope["method"] in route.methods and route.regex.match(path):
             return route.requirement
     return Requirement.public
