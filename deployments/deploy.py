@@ -130,6 +130,10 @@ def check_env(env: Mapping[str, str]) -> Settings:
             settings = Settings()
     except ValidationError as error:
         problems += [f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()]
+    if settings is not None and settings.placeholder_secrets():
+        # A cluster serves other hosts, whatever CALLCOV_ENVIRONMENT says.
+        weak = ", ".join(settings.placeholder_secrets())
+        problems.append(f"{weak}: a published or short value (random, 32+ characters on a cluster)")
     if problems or settings is None:
         raise DeployError("cannot deploy:\n  - " + "\n  - ".join(problems))
     return settings

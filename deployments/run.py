@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from callcov.config import get_settings
+from callcov.config import InsecureBind, get_settings
 from callcov.db import run_migrations
 from deployments.capacity import CapacityError, apply_slots
 
@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    path = args.config.resolve()
+    config = yaml.safe_load(path.read_text()) or {}
+    host = args.host if args.host is not None else (config.get("http_options") or {}).get("host", "127.0.0.1")
+    try:  # the published development secrets serve loopback only
+        settings.check_bind(str(host))
+    except InsecureBind as error:
+        raise SystemExit(f"callcov-serve: {error}") from error
     os.environ["CALLCOV_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -78,8 +85,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP", "0")
     if not args.skip_migrations:
         run_migrations(settings)
-    path = args.config.resolve()
-    config = yaml.safe_load(path.read_text()) or {}
     to_run, port = prepare_config(path, config, args.host, args.port)
     internal_llm_env(port, llm_route(config))
     serve_cli = Path(sys.executable).parent / "serve"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -57,14 +59,26 @@ async def _create_api_key(settings: Settings, email: str, mode: str, description
         await engine.dispose()
 
 
-async def _prune(settings: Settings) -> int:
+async def _prune(settings: Settings) -> tuple[int, int]:
+    from callcov.emails.service import prune_outbox
     from callcov.idempotency.store import prune_expired
 
     engine = create_engine(settings)
     try:
-        return await prune_expired(create_sessionmaker(engine))
+        sessionmaker = create_sessionmaker(engine)
+        return await prune_expired(sessionmaker), await prune_outbox(sessionmaker, settings.email)
     finally:
         await engine.dispose()
+
+
+def generated_secrets() -> str:
+    """Fresh random values for every secret setting, as ``NAME=value`` lines (an env file)."""
+    values = {
+        "CALLCOV_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+        "CALLCOV_AUTH__API_KEY_PEPPER": secrets.token_urlsafe(48),
+        "CALLCOV_WEBHOOKS__ENCRYPTION_KEYS": json.dumps([secrets.token_urlsafe(48)]),
+    }
+    return "".join(f"{name}={value}\n" for name, value in values.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,12 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("email")
     key.add_argument("--mode", choices=("live", "test"), default="live")
     key.add_argument("--description")
-    sub.add_parser("prune", help="delete expired idempotency keys")
+    sub.add_parser("prune", help="delete expired idempotency keys and old outbox emails")
+    sub.add_parser(
+        "generate-secrets",
+        help="print random secrets as an env file (keep it: a new pepper or key invalidates stored keys)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "generate-secrets":
+        print(generated_secrets(), end="")
+        return 0
     settings = get_settings()
     if args.command == "migrate":
         run_migrations(settings)
@@ -99,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "create-api-key":
         print(asyncio.run(_create_api_key(settings, args.email, args.mode, args.description)))
     elif args.command == "prune":
-        print(f"deleted {asyncio.run(_prune(settings))} expired idempotency keys")
+        keys, emails = asyncio.run(_prune(settings))
+        print(f"deleted {keys} expired idempotency keys and {emails} old outbox emails")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -11,7 +12,29 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me-in-production-0123456789abcdef"}
+# Published in this repository: anyone can sign a JWT with it. It serves loopback only (`check_bind`).
 DEV_SECRET = "change-me-in-production-0123456789abcdef"
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureBind(ValueError):
+    """The development secrets on an address that others can reach."""
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a bind address or the address a connection arrived on) is loopback only."""
+    if not host:
+        return False
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _weak(secret: str) -> bool:
+    return secret in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
 
 
 class Environment(enum.StrEnum):
@@ -19,6 +42,12 @@ class Environment(enum.StrEnum):
     testing = "testing"
     staging = "staging"
     production = "production"
+
+    @property
+    def is_local(self) -> bool:
+        """A laptop or the test suite, never real users: one-time codes may be kept and logged in
+        the clear (the README has a local user copy the code from the log)."""
+        return self in (Environment.development, Environment.testing)
 
 
 def default_data_dir() -> Path:
@@ -68,6 +97,9 @@ class AuthSettings(BaseModel):
     refresh_token_ttl_s: int = 7 * 24 * 3600
     email_token_ttl_s: int = 15 * 60
     resend_verification_per_hour: int = 3
+    # Password-reset links that may be open at once: a new request keeps the earlier ones (up to
+    # this many, the oldest revoked first), so requests made by someone else cannot kill a link.
+    open_reset_links: int = Field(default=3, ge=1)
     max_active_api_keys: int = 10
     # last_used_at is written at most this often per key, to keep reads cheap.
     last_used_resolution_s: int = 60
@@ -85,6 +117,8 @@ class EmailSettings(BaseModel):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_timeout_s: float = 10.0
+    # `callcov prune` deletes outbox messages older than this (sent or not).
+    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
 
 
 class RateLimitSettings(BaseModel):
@@ -280,21 +314,37 @@ class Settings(BaseSettings):
     def storage_root(self) -> Path:
         return Path(self.storage.root) if self.storage.root else self.data_dir / "audio"
 
+    def placeholder_secrets(self) -> list[str]:
+        """The secret settings left at a published or short value (the development defaults)."""
+        names = [
+            f"CALLCOV_AUTH__{name.upper()}"
+            for name in ("jwt_secret", "api_key_pepper")
+            if _weak(getattr(self.auth, name))
+        ]
+        if any(_weak(key) for key in self.webhooks.encryption_keys):
+            names.append("CALLCOV_WEBHOOKS__ENCRYPTION_KEYS")
+        return names
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to serve ``host`` when it is not loopback and a secret is a placeholder."""
+        weak = self.placeholder_secrets()
+        if weak and not is_loopback(host):
+            raise InsecureBind(
+                f"refusing to serve {host or 'every address'!r} with the published development secrets: "
+                f"set {', '.join(weak)} to random values of at least {MIN_SECRET_LENGTH} characters, "
+                "or bind a loopback address (127.0.0.1)"
+            )
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
-        if self.environment in (Environment.staging, Environment.production):
-            for name in ("jwt_secret", "api_key_pepper"):
-                value = getattr(self.auth, name)
-                if value in PLACEHOLDER_SECRETS or len(value) < 32:
-                    raise ValueError(
-                        f"CALLCOV_AUTH__{name.upper()} must be set to a random secret of at least "
-                        f"32 characters in {self.environment.value}"
-                    )
-            if any(key in PLACEHOLDER_SECRETS or len(key) < 32 for key in self.webhooks.encryption_keys):
-                raise ValueError(
-                    "CALLCOV_WEBHOOKS__ENCRYPTION_KEYS must list random keys of at least 32 characters "
-                    f"in {self.environment.value}"
-                )
+        if self.environment.is_local:
+            return self
+        weak = self.placeholder_secrets()
+        if weak:
+            raise ValueError(
+                f"{', '.join(weak)} must be set to a random secret of at least {MIN_SECRET_LENGTH} "
+                f"characters (each) in {self.environment.value}"
+            )
         return self
 
 

@@ -3,7 +3,8 @@
 Middleware, outermost first (all pure ASGI):
 
 1. ``RequestIdMiddleware``: gives the request its ``req_…`` id, sends ``X-Request-ID``, and is the
-   last-resort 500 for the layers below.
+   last-resort 500 for the layers below. (With the development secrets, ``dev_guard`` then refuses
+   connections that did not arrive on loopback.)
 2. ``TrailingSlashMiddleware``: ``/x/`` is routed as ``/x``, before anything reads the path.
 3. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
    ``Caller`` on the request; its one database lookup runs when a layer below first needs it.
@@ -32,6 +33,7 @@ from callcov.api import API_PREFIX, build_api_router
 from callcov.auth.middleware import AuthenticationMiddleware
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
+from callcov.dev_guard import loopback_guard
 from callcov.emails.sender import build_sender
 from callcov.errors import install_error_handlers
 from callcov.health import build_health_router
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         middleware=[
             Middleware(RequestIdMiddleware),
+            *loopback_guard(settings),
             Middleware(TrailingSlashMiddleware),
             Middleware(AuthenticationMiddleware),
             Middleware(RateLimitMiddleware),

@@ -70,16 +70,12 @@ class TestReplay:
         account = await signed_up()
         live, test = await create_key(client, account, "live"), await create_key(client, account, "test")
         key = str(uuid.uuid4())
-        as_live = await client.post(
-            "/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key}
-        )
-        as_test = await client.post(
-            "/api/v1/api-keys", json={}, headers={"X-API-Key": test, "Idempotency-Key": key}
-        )
-        replay = await client.post(
-            "/api/v1/api-keys", json={}, headers={"X-API-Key": live, "Idempotency-Key": key}
-        )
-        assert as_live.status_code == as_test.status_code == 403
+        # A POST both keys may make (the analysis does not exist: 404, stored like any result).
+        path, body = f"/api/v1/analysis/{uuid.uuid4()}/webhook", {"webhook_url": "https://example.com/h"}
+        as_live = await client.post(path, json=body, headers={"X-API-Key": live, "Idempotency-Key": key})
+        as_test = await client.post(path, json=body, headers={"X-API-Key": test, "Idempotency-Key": key})
+        replay = await client.post(path, json=body, headers={"X-API-Key": live, "Idempotency-Key": key})
+        assert as_live.status_code == as_test.status_code == 404
         assert "Idempotent-Replayed" not in as_test.headers  # the test key does not see the live response
         assert replay.headers["Idempotent-Replayed"] == "true" and replay.content == as_live.content
 

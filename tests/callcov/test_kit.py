@@ -46,7 +46,7 @@ class TestApiKeyFormat:
 
 
 def _fp(content_type: str, body: bytes) -> str:
-    return fingerprint("POST", "/p", content_type, io.BytesIO(body), len(body))
+    return fingerprint("POST", "/p", b"", content_type, io.BytesIO(body), len(body))
 
 
 class TestFingerprint:
@@ -69,9 +69,16 @@ class TestFingerprint:
 
     def test_path_is_part_of_it(self) -> None:
         body = b"{}"
-        assert fingerprint("POST", "/a", "application/json", io.BytesIO(body), 2) != fingerprint(
-            "POST", "/b", "application/json", io.BytesIO(body), 2
+        assert fingerprint("POST", "/a", b"", "application/json", io.BytesIO(body), 2) != fingerprint(
+            "POST", "/b", b"", "application/json", io.BytesIO(body), 2
         )
+
+    def test_query_is_part_of_it_in_any_order(self) -> None:
+        def fp(query: bytes) -> str:
+            return fingerprint("POST", "/a", query, "application/json", io.BytesIO(b"{}"), 2)
+
+        assert fp(b"mode=live") != fp(b"mode=test") != fp(b"")
+        assert fp(b"a=1&mode=test") == fp(b"mode=test&a=1")
 
 
 class TestSettings:

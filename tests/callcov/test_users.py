@@ -45,7 +45,11 @@ class TestUpdateMe:
         assert r.status_code == 200 and r.json()["phone_number"] == phone
         taken = await client.put("/api/v1/users/me", json={"phone_number": phone}, headers=second.headers)
         assert taken.status_code == 400 and taken.json()["detail"] == "Phone number already in use"
-        email = await client.put("/api/v1/users/me", json={"email": first.email}, headers=second.headers)
+        email = await client.put(
+            "/api/v1/users/me",
+            json={"email": first.email, "current_password": PASSWORD},
+            headers=second.headers,
+        )
         assert email.status_code == 400 and email.json()["detail"] == "Email already in use"
 
     async def test_email_change_needs_verification(
@@ -53,7 +57,11 @@ class TestUpdateMe:
     ) -> None:
         account = await signed_up()
         new_email = unique_email()
-        r = await client.put("/api/v1/users/me", json={"email": new_email}, headers=account.headers)
+        r = await client.put(
+            "/api/v1/users/me",
+            json={"email": new_email, "current_password": PASSWORD},
+            headers=account.headers,
+        )
         assert r.status_code == 200
         assert r.json()["email"] == new_email and r.json()["is_verified"] is False
         code = await last_email_token(app, new_email, "verify_email")
@@ -61,9 +69,17 @@ class TestUpdateMe:
 
     async def test_password_change(self, client: httpx.AsyncClient, signed_up: SignUp) -> None:
         account = await signed_up()
-        weak = await client.put("/api/v1/users/me", json={"password": "weak"}, headers=account.headers)
+        weak = await client.put(
+            "/api/v1/users/me",
+            json={"password": "weak", "current_password": PASSWORD},
+            headers=account.headers,
+        )
         assert weak.status_code == 422
-        r = await client.put("/api/v1/users/me", json={"password": "An0ther-pass!"}, headers=account.headers)
+        r = await client.put(
+            "/api/v1/users/me",
+            json={"password": "An0ther-pass!", "current_password": PASSWORD},
+            headers=account.headers,
+        )
         assert r.status_code == 200
         login = await client.post(
             "/api/v1/auth/login", json={"email": account.email, "password": "An0ther-pass!"}

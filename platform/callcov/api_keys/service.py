@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,3 +74,13 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -
     if key.revoked_at is None:
         key.revoked_at = key.updated_at = utcnow()
         session.add(key)
+
+
+async def revoke_all_api_keys(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Every key of the user, both modes, revoked for good (deactivation, password reset)."""
+    now = utcnow()
+    await session.exec(
+        update(ApiKey)
+        .where(col(ApiKey.user_id) == user_id, col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=now, updated_at=now)
+    )

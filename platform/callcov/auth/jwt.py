@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import jwt
 
@@ -14,13 +15,20 @@ from callcov.kit.time import utcnow
 
 
 @dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    # The user's ``token_version`` when the token was issued (0 for tokens issued before versions).
+    version: int
+
+
+@dataclass(frozen=True)
 class RefreshClaims:
     user_id: uuid.UUID
     jti: uuid.UUID
     family_id: uuid.UUID
 
 
-def issue_token(settings: AuthSettings, user_id: uuid.UUID, kind: str, ttl_s: int, **extra: str) -> str:
+def issue_token(settings: AuthSettings, user_id: uuid.UUID, kind: str, ttl_s: int, **extra: str | int) -> str:
     now = utcnow()
     claims = {
         "sub": str(user_id),
@@ -33,7 +41,7 @@ def issue_token(settings: AuthSettings, user_id: uuid.UUID, kind: str, ttl_s: in
     return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
 
 
-def _decode(settings: AuthSettings, token: str, kind: str) -> dict[str, str]:
+def _decode(settings: AuthSettings, token: str, kind: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,
@@ -50,10 +58,13 @@ def _decode(settings: AuthSettings, token: str, kind: str) -> dict[str, str]:
     return claims
 
 
-def user_id_from_access_token(settings: AuthSettings, token: str) -> uuid.UUID:
+def access_claims(settings: AuthSettings, token: str) -> AccessClaims:
     claims = _decode(settings, token, "access")
+    version = claims.get("ver", 0)
     try:
-        return uuid.UUID(claims["sub"])
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(version)
+        return AccessClaims(uuid.UUID(claims["sub"]), version)
     except ValueError as exc:
         raise Unauthorized("Could not validate credentials") from exc
 

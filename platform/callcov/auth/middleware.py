@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callcov.auth.credentials import Credential, read_credential
-from callcov.auth.jwt import user_id_from_access_token
+from callcov.auth.jwt import access_claims
 from callcov.auth.principal import (
     Principal,
     Resolution,
@@ -53,10 +53,12 @@ class Caller:
         self._with_tier = with_tier
         self._resolution: Resolution | None = None
         self.user_id: uuid.UUID | None = None
+        self._token_version = 0
         self._jwt_error: Unauthorized | None = None
         if credential is not None and credential.kind == "jwt":
             try:
-                self.user_id = user_id_from_access_token(auth, credential.value)
+                claims = access_claims(auth, credential.value)
+                self.user_id, self._token_version = claims.user_id, claims.version
             except Unauthorized as exc:
                 self._jwt_error = exc
 
@@ -79,7 +81,9 @@ class Caller:
             return Resolution(error=self._jwt_error)
         async with self._sessionmaker() as session:
             if self.user_id is not None:
-                return await resolve_user(session, self.user_id, with_tier=self._with_tier)
+                return await resolve_user(
+                    session, self.user_id, with_tier=self._with_tier, token_version=self._token_version
+                )
             resolution = await resolve_api_key(
                 session, self._auth, self.credential.value, with_tier=self._with_tier
             )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.api_keys.service import revoke_all_api_keys
 from callcov.auth import jwt as tokens
 from callcov.auth.errors import (
     AccountDeactivated,
@@ -67,18 +68,27 @@ async def send_verification(
 ) -> None:
     token = await create_email_token(session, user.id, VERIFY, settings.email_token_ttl_s)
     subject, body = verification_email(outbox.settings.frontend_url, token, settings.email_token_ttl_s)
-    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="verify_email")
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="verify_email", code=token)
 
 
-async def create_email_token(session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int) -> str:
-    """A new single-use token; every earlier unused token of the same purpose stops working."""
+async def create_email_token(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, ttl_s: int, *, keep_open: int = 0
+) -> str:
+    """A new single-use token. The earlier unused ones of the same purpose stop working, except the
+    newest ``keep_open`` still valid ones (reset links: a new request does not kill the last ones)."""
     now = utcnow()
-    await session.exec(
-        update(EmailToken)
-        .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
-        .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
-        .values(revoked_at=now)
-    )
+    keep: list[uuid.UUID] = []
+    if keep_open:
+        newest = (
+            select(col(EmailToken.id))
+            .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
+            .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
+            .where(col(EmailToken.expires_at) > now)
+            .order_by(col(EmailToken.created_at).desc())
+            .limit(keep_open)
+        )
+        keep = list((await session.exec(newest)).all())
+    await revoke_email_tokens(session, user_id, purpose, keep=keep)
     raw = generate_url_token()
     session.add(
         EmailToken(
@@ -140,7 +150,9 @@ async def issue_tokens(
     session.add(row)
     await session.flush()
     return TokenPair(
-        access_token=tokens.issue_token(settings, user.id, "access", settings.access_token_ttl_s),
+        access_token=tokens.issue_token(
+            settings, user.id, "access", settings.access_token_ttl_s, ver=user.token_version
+        ),
         refresh_token=tokens.issue_token(
             settings, user.id, "refresh", settings.refresh_token_ttl_s, jti=row.id.hex, fam=row.family_id.hex
         ),
@@ -182,6 +194,29 @@ async def revoke_refresh_tokens(
     await session.exec(statement)
 
 
+async def end_sessions(session: AsyncSession, user: User) -> None:
+    """Every session of the user ends: its refresh tokens are revoked and the access tokens issued
+    so far stop working (they carry an older ``token_version``). API keys are not touched."""
+    user.token_version += 1
+    session.add(user)
+    await revoke_refresh_tokens(session, user_id=user.id)
+
+
+async def revoke_email_tokens(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, *, keep: list[uuid.UUID] | None = None
+) -> None:
+    """Every unused token of that purpose but ``keep`` stops working (e.g. reset links after a
+    password change)."""
+    statement = (
+        update(EmailToken)
+        .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose)
+        .where(col(EmailToken.used_at).is_(None), col(EmailToken.revoked_at).is_(None))
+    )
+    if keep:
+        statement = statement.where(col(EmailToken.id).not_in(keep))
+    await session.exec(statement.values(revoked_at=utcnow()))
+
+
 async def verify_email(session: AsyncSession, settings: AuthSettings, code: str) -> TokenPair:
     user = await consume_email_token(session, code, VERIFY)
     if not user.is_active:
@@ -220,14 +255,17 @@ async def request_password_reset(
     if user is None or not user.is_active:
         return
     ttl = settings.email_token_ttl_s
-    token = await create_email_token(session, user.id, RESET, ttl)
+    token = await create_email_token(session, user.id, RESET, ttl, keep_open=settings.open_reset_links - 1)
     subject, body = password_reset_email(outbox.settings.frontend_url, token, ttl)
-    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="password_reset")
+    queue_email(session, outbox, to=user.email, subject=subject, body=body, kind="password_reset", code=token)
 
 
 async def confirm_password_reset(session: AsyncSession, token: str, new_password: str) -> None:
+    """Account recovery: the new password, and everything a thief may hold ends: every session, every
+    other reset link, and every API key (a stolen session may have minted one)."""
     user = await consume_email_token(session, token, RESET)
     user.hashed_password = await hash_password(new_password)
     user.updated_at = utcnow()
-    session.add(user)
-    await revoke_refresh_tokens(session, user_id=user.id)
+    await end_sessions(session, user)
+    await revoke_email_tokens(session, user.id, RESET)
+    await revoke_all_api_keys(session, user.id)

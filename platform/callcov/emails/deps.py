@@ -11,7 +11,10 @@ from callcov.state import StateDep
 
 
 def get_outbox(state: StateDep) -> Outbox:
-    return Outbox(state.sessionmaker, state.email_sender, state.settings.email)
+    settings = state.settings
+    return Outbox(
+        state.sessionmaker, state.email_sender, settings.email, reveal_codes=settings.environment.is_local
+    )
 
 
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]

@@ -1,35 +1,57 @@
-"""Email senders: the outbox (log only, the embedded default) and SMTP."""
+"""Email senders: the outbox (log only, the embedded default) and SMTP.
+
+A sender is handed an ``OutgoingEmail``. SMTP puts it in the recipient's mailbox, so it gets the
+message as written, one-time code included. The log sender writes it to the service's log, so it
+gets what the outbox may keep: the clear body on a laptop (development, testing), the body with the
+code redacted elsewhere (``callcov.emails.service``).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from email.message import EmailMessage as MimeMessage
 from typing import Protocol
 
 import aiosmtplib
 
 from callcov.config import EmailSettings
-from callcov.models import EmailMessage
 
 logger = logging.getLogger("callcov.emails")
 
 
+@dataclass(frozen=True)
+class OutgoingEmail:
+    id: uuid.UUID
+    to_address: str
+    subject: str
+    body_text: str
+
+
 class EmailSender(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    # True when the message goes to the recipient only (a mailbox), not to a log or a table.
+    private: bool
+
+    async def send(self, message: OutgoingEmail) -> None: ...
 
 
 class OutboxSender:
     """Keeps the message in the outbox table and logs it, so a local user can follow the link."""
 
-    async def send(self, message: EmailMessage) -> None:
+    private = False
+
+    async def send(self, message: OutgoingEmail) -> None:
         logger.info("Email to %s: %s\n%s", message.to_address, message.subject, message.body_text)
 
 
 class SmtpSender:
+    private = True
+
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: OutgoingEmail) -> None:
         mime = MimeMessage()
         mime["From"] = self.settings.from_address
         mime["To"] = message.to_address

@@ -1,7 +1,8 @@
 """Spool a request body (memory, then disk) with a size limit, and fingerprint it.
 
-The fingerprint ignores what a client library may change between two sends of the same request:
-the multipart boundary, and the key order and spacing of a JSON body.
+The fingerprint covers the method, the path, the query string and the body. It ignores what a
+client library may change between two sends of the same request: the order of the query
+parameters, the multipart boundary, and the key order and spacing of a JSON body.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.types import Receive
@@ -51,8 +53,17 @@ def _boundary(content_type: str) -> bytes | None:
     return None
 
 
-def fingerprint(method: str, path: str, content_type: str, spool: IO[bytes], size: int) -> str:
-    digest = hashlib.sha256(f"{method} {path}\n".encode())
+def normalized_query(query_string: bytes) -> str:
+    """The query parameters sorted (``b=2&a=1`` and ``a=1&b=2`` are one request)."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return urlencode(sorted(pairs))
+
+
+def fingerprint(
+    method: str, path: str, query_string: bytes, content_type: str, spool: IO[bytes], size: int
+) -> str:
+    query = normalized_query(query_string)
+    digest = hashlib.sha256(f"{method} {path}{'?' + query if query else ''}\n".encode())
     media = content_type.split(";")[0].strip().lower()
     spool.seek(0)
     if media == "application/json" and size <= JSON_CANONICAL_MAX:

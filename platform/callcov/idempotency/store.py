@@ -1,4 +1,7 @@
-"""Claim, complete and release idempotency keys. Each step is its own short transaction."""
+"""Claim, complete and release idempotency keys. Each step is its own short transaction.
+
+A key belongs to the account and mode; its response is replayed only to the credential that made
+the first request, and is stored sealed under the encryption keys (it may carry a secret)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import IdempotencySettings
+from callcov.kit.sealing import Unreadable as _Unreadable
+from callcov.kit.sealing import seal, unseal
 from callcov.kit.time import utcnow
 from callcov.models import IdempotencyKey
 
@@ -32,7 +37,14 @@ class Replay:
 
 @dataclass(frozen=True)
 class Mismatch:
-    pass
+    """Another request (other parameters, or another credential) used the key first."""
+
+    other_credential: bool = False
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The first request finished, but its stored response cannot be decrypted any more."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class InFlight:
     pass
 
 
-Claim = Proceed | Replay | Mismatch | InFlight
+Claim = Proceed | Replay | Mismatch | InFlight | Unreadable
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,10 @@ class Scope:
     user_id: uuid.UUID
     livemode: bool
     key: str
+    # Who may see the response: "api_key:<id>" or "jwt:<user id>".
+    credential: str
+    # Seal and unseal the stored body (CALLCOV_WEBHOOKS__ENCRYPTION_KEYS).
+    keys: tuple[str, ...]
 
 
 async def claim(
@@ -84,11 +100,12 @@ async def _claim_once(
         await session.commit()
         return None
     if row is not None:
-        return await _existing(session, settings, row, fingerprint)
+        return await _existing(session, settings, scope, row, fingerprint)
     record = IdempotencyKey(
         user_id=scope.user_id,
         livemode=scope.livemode,
         key=scope.key,
+        credential=scope.credential,
         fingerprint=fingerprint,
         status="in_flight",
         locked_at=now,
@@ -105,13 +122,23 @@ async def _claim_once(
 
 
 async def _existing(
-    session: AsyncSession, settings: IdempotencySettings, row: IdempotencyKey, fingerprint: str
+    session: AsyncSession,
+    settings: IdempotencySettings,
+    scope: Scope,
+    row: IdempotencyKey,
+    fingerprint: str,
 ) -> Claim:
+    if row.credential != scope.credential:
+        return Mismatch(other_credential=True)
     if row.fingerprint != fingerprint:
         return Mismatch()
     if row.status == "done":
         headers = [(name, value) for name, value in orjson.loads(row.response_headers or "[]")]
-        return Replay(status=row.response_status or 200, headers=headers, body=row.response_body or b"")
+        try:
+            body = unseal(scope.keys, row.response_body) if row.response_body else b""
+        except _Unreadable:
+            return Unreadable()
+        return Replay(status=row.response_status or 200, headers=headers, body=body)
     now = utcnow()
     if row.locked_at > now - timedelta(seconds=settings.lock_timeout_s):
         return InFlight()
@@ -128,6 +155,7 @@ async def _existing(
 
 async def complete(
     sessionmaker: async_sessionmaker[AsyncSession],
+    scope: Scope,
     record_id: uuid.UUID,
     status: int,
     headers: list[tuple[str, str]],
@@ -141,7 +169,7 @@ async def complete(
                 status="done",
                 response_status=status,
                 response_headers=orjson.dumps(headers).decode(),
-                response_body=body,
+                response_body=seal(scope.keys, body),
                 completed_at=utcnow(),
             )
         )

@@ -17,5 +17,8 @@ class User(SQLModel, table=True):
     hashed_password: str = Field(max_length=255)
     is_active: bool = True
     is_verified: bool = False
+    # Raised by a password change or reset and an email change: access tokens carry the version they
+    # were issued under, and one of an older version is refused (refresh tokens are revoked in the DB).
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = created_field()
     updated_at: datetime = created_field()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel, EmailStr, Field
 
 from callcov.auth.passwords import Password
 from callcov.auth.schemas import PhoneNumber
@@ -38,3 +38,8 @@ class UserUpdate(BaseModel):
     email: EmailStr | None = None
     phone_number: PhoneNumber | None = None
     password: Password | None = None
+    current_password: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The account's password; required to change the email or the password.",
+    )

@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.api_keys.service import revoke_all_api_keys
 from callcov.auth.errors import EmailAlreadyRegistered, PhoneAlreadyInUse
-from callcov.auth.passwords import hash_password
-from callcov.auth.service import revoke_refresh_tokens, send_verification
+from callcov.auth.passwords import hash_password, verify_password
+from callcov.auth.service import RESET, end_sessions, revoke_email_tokens, send_verification
 from callcov.config import AuthSettings
 from callcov.emails.service import Outbox
 from callcov.kit.time import utcnow
-from callcov.models import ApiKey, User
-from callcov.users.errors import NoFieldsToUpdate
+from callcov.models import User
+from callcov.users.errors import CurrentPasswordRequired, InvalidPassword, NoFieldsToUpdate
 from callcov.users.schemas import UserUpdate
+
+
+async def check_current_password(user: User, current_password: str | None) -> None:
+    """A sensitive change proves the password, not only a (possibly stolen) access token."""
+    if current_password is None:
+        raise CurrentPasswordRequired()
+    ok, new_hash = await verify_password(current_password, user.hashed_password)
+    if not ok:
+        raise InvalidPassword()
+    if new_hash:
+        user.hashed_password = new_hash
 
 
 async def update_user(
     session: AsyncSession, settings: AuthSettings, outbox: Outbox, user: User, data: UserUpdate
 ) -> User:
-    """Changing the email asks for verification again; changing the password ends other sessions."""
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    """The email and the password need ``current_password``. Changing either ends every session
+    (refresh and access tokens) and every pending reset link; API keys stay. A new email must be
+    verified again before the next login."""
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"current_password"})
     if not changes:
         raise NoFieldsToUpdate()
     email = changes.get("email", "").lower()
-    if email and email != user.email:
+    new_email = bool(email) and email != user.email
+    sensitive = new_email or "password" in changes
+    if sensitive:
+        await check_current_password(user, data.current_password)
+    if new_email:
         if (await session.exec(select(User).where(User.email == email))).first():
             raise EmailAlreadyRegistered("Email already in use")
         user.email, user.is_verified = email, False
@@ -38,7 +55,9 @@ async def update_user(
         user.phone_number = phone
     if "password" in changes:
         user.hashed_password = await hash_password(changes["password"])
-        await revoke_refresh_tokens(session, user_id=user.id)
+    if sensitive:
+        await end_sessions(session, user)
+        await revoke_email_tokens(session, user.id, RESET)
     user.updated_at = utcnow()
     session.add(user)
     try:
@@ -49,14 +68,9 @@ async def update_user(
 
 
 async def deactivate_user(session: AsyncSession, user: User) -> None:
-    """Soft delete: login refused, every API key and refresh token revoked, data kept."""
-    now = utcnow()
+    """Soft delete: login refused, every API key and session revoked, data kept."""
     user.is_active = False
-    user.updated_at = now
+    user.updated_at = utcnow()
     session.add(user)
-    await session.exec(
-        update(ApiKey)
-        .where(col(ApiKey.user_id) == user.id, col(ApiKey.revoked_at).is_(None))
-        .values(revoked_at=now, updated_at=now)
-    )
-    await revoke_refresh_tokens(session, user_id=user.id)
+    await revoke_all_api_keys(session, user.id)
+    await end_sessions(session, user)

@@ -1,7 +1,7 @@
 """Per-account, per-mode signing secrets (``whsec_`` + base64 of 24 random bytes).
 
-They are encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256) under keys from
-``CALLCOV_WEBHOOKS__ENCRYPTION_KEYS``: not hashed, because signing needs the secret itself. A secret
+They are encrypted at rest (``callcov.kit.sealing``: Fernet under keys from
+``CALLCOV_WEBHOOKS__ENCRYPTION_KEYS``): not hashed, because signing needs the secret itself. A secret
 is created the first time it is needed (shown, or used to sign). A rotation keeps the previous
 secret signing for ``rotation_overlap_s``; rotating again inside that window drops the oldest.
 """
@@ -9,18 +9,16 @@ secret signing for ``rotation_overlap_s``; rotating again inside that window dro
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 
-from cryptography.fernet import Fernet, MultiFernet
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.config import WebhookSettings
 from callcov.db import insert_ignoring_conflict
+from callcov.kit.sealing import seal, unseal
 from callcov.kit.time import utcnow
 from callcov.models import WebhookSecret
 
@@ -31,19 +29,12 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
 
-def _cipher(keys: Sequence[str]) -> MultiFernet:
-    # Any string works as a key setting: it is stretched to Fernet's 32 bytes by SHA-256.
-    return MultiFernet(
-        [Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())) for key in keys]
-    )
-
-
 def encrypt(settings: WebhookSettings, secret: str) -> str:
-    return _cipher(settings.encryption_keys).encrypt(secret.encode()).decode("ascii")
+    return seal(settings.encryption_keys, secret.encode()).decode("ascii")
 
 
 def decrypt(settings: WebhookSettings, token: str) -> str:
-    return _cipher(settings.encryption_keys).decrypt(token.encode()).decode()
+    return unseal(settings.encryption_keys, token.encode()).decode()
 
 
 async def _find(session: AsyncSession, user_id: uuid.UUID, livemode: bool) -> WebhookSecret | None:
