@@ -25,6 +25,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses import events
+from callcov.billing import refunds
 from callcov.inference.audio import decode_limit_s
 from callcov.inference.ports import (
     InferenceCrashed,
@@ -66,6 +67,7 @@ class AnalysisPipeline:
         on_event: Callable[[], None] | None = None,
         on_scoring: Callable[[], None] | None = None,
         max_duration_s: float | None = None,
+        billing_max_attempts: int = 50,
     ) -> None:
         self.sessionmaker = sessionmaker
         # The maximum call duration: the decode bound of an analysis whose duration was not probed.
@@ -76,6 +78,7 @@ class AnalysisPipeline:
         # that enqueued a scoring job (wakes the scoring loop).
         self.on_event = on_event
         self.on_scoring = on_scoring
+        self.billing_max_attempts = billing_max_attempts  # of the refund's Stripe usage report
 
     async def _processing(self, job: Job) -> Analysis | None:
         async with self.sessionmaker() as session:
@@ -197,7 +200,8 @@ class AnalysisPipeline:
                 .where(col(Analysis.id) == analysis_id, col(Analysis.status) == "processing")
                 .values(status="failed", error_message=message, completed_at=now, updated_at=now)
             )
-            if result.rowcount == 1:
+            if result.rowcount == 1:  # a failed analysis is not billed: refunded in this transaction
+                await refunds.refund_analysis(session, analysis_id, max_attempts=self.billing_max_attempts)
                 await self._finished(session, analysis_id)
             else:
                 await session.commit()

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.auth.errors import EmailAlreadyRegistered, PhoneAlreadyInUse
 from callcov.auth.passwords import hash_password
 from callcov.auth.service import revoke_refresh_tokens, send_verification
+from callcov.billing.accounts import schedule_close
 from callcov.config import AuthSettings
 from callcov.emails.service import Outbox
 from callcov.kit.time import utcnow
@@ -49,7 +50,8 @@ async def update_user(
 
 
 async def deactivate_user(session: AsyncSession, user: User) -> None:
-    """Soft delete: login refused, every API key and refresh token revoked, data kept."""
+    """Soft delete: login refused, every API key and refresh token revoked, data kept, and the paid
+    plan cancelled now (a job: Stripe is not called in the request)."""
     now = utcnow()
     user.is_active = False
     user.updated_at = now
@@ -60,3 +62,4 @@ async def deactivate_user(session: AsyncSession, user: User) -> None:
         .values(revoked_at=now, updated_at=now)
     )
     await revoke_refresh_tokens(session, user_id=user.id)
+    schedule_close(session, user.id)  # a paid plan ends now, its overage billed (billing/accounts.py)
