@@ -9,6 +9,7 @@ carries ``invoice_now=true``, and the final report asks for an invoice of the pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from billing_support import (
     run_billing_jobs,
     seed_usage,
     stripe_billing,
+    stripe_event,
     submit,
     subscription_row,
     tone_wav,
@@ -30,6 +32,7 @@ from billing_support import (
 from fastapi import FastAPI
 from test_billing_integrity import CLOSE_ACCOUNT_JOB, fail_analysis
 from test_billing_stripe import stripe_get, subscribed
+from test_billing_stripe_webhook import deliver, subscription_object
 
 from callcov.billing import accounts
 from callcov.billing.metering import REPORT_USAGE_JOB
@@ -143,3 +146,37 @@ class TestDeactivation:
         state = state_of_app(app)
         await accounts.close_account(state.sessionmaker, state.settings.billing, user_id)
         assert sent(since, "DELETE", "/v1/subscriptions") == []
+
+
+class TestChangesMadeInStripe:
+    async def test_a_plan_changed_in_the_portal_settles_the_overage_at_the_old_plan(
+        self, stripe_app: tuple[FastAPI, httpx.AsyncClient], localstripe_url: str
+    ) -> None:
+        app, client = stripe_app
+        headers, user_id, _ = await subscribed(app, client, localstripe_url)
+        row = await subscription_row(app, user_id)
+        customer, sub_id = row.stripe_customer_id or "", row.stripe_subscription_id or ""
+        await seed_usage(app, user_id, 1100.0)  # 100 overage minutes on starter, not reported yet
+        start = int(row.current_period_start.timestamp())
+        obj = subscription_object(sub_id, customer, "callcov_growth_monthly", start)
+        later = max(int(time.time()), start) + 60  # a change made in the portal a minute later
+        await deliver(app, client, stripe_event("customer.subscription.updated", obj, created=later))
+        assert (await subscription_row(app, user_id)).tier == "growth"
+        assert await report(app, user_id) == 1
+        assert overage_items(localstripe_url, customer) == [500]  # at starter's rate, not growth's
+
+    async def test_a_subscription_ended_by_stripe_gets_its_final_invoice(
+        self, stripe_app: tuple[FastAPI, httpx.AsyncClient], localstripe_url: str
+    ) -> None:
+        app, client = stripe_app
+        headers, user_id, _ = await subscribed(app, client, localstripe_url)
+        row = await subscription_row(app, user_id)
+        customer, sub_id = row.stripe_customer_id or "", row.stripe_subscription_id or ""
+        start = int(row.current_period_start.timestamp())
+        ended = subscription_object(sub_id, customer, "callcov_starter_monthly", start, status="canceled")
+        payload = stripe_event("customer.subscription.deleted", ended, created=start + 30 * 86400)
+        await deliver(app, client, payload)
+        assert (await subscription_row(app, user_id)).tier == "free"
+        since = len(PortalStub.requests)
+        assert await report(app, user_id) == 1  # the final report, queued by the event
+        assert sent(since, "GET", "/v1/invoiceitems", customer)
