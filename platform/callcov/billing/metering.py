@@ -68,7 +68,8 @@ def overage_cap(sub: Subscription, settings: BillingSettings) -> int | None:
 
 async def minutes_in_test_mode(session: AsyncSession, sub: Subscription) -> float:
     """Test-mode minutes of the period: test analyses are not metered, so they are summed from the
-    analyses themselves (failed ones do not count, as in live mode)."""
+    analyses themselves. Every submission counts, failed ones too: the quota bounds the work test
+    mode can cause, and test mode is never billed, so there is nothing to refund."""
     total = (
         await session.exec(
             select(func.coalesce(func.sum(Analysis.duration_ms), 0)).where(
@@ -76,7 +77,6 @@ async def minutes_in_test_mode(session: AsyncSession, sub: Subscription) -> floa
                 col(Analysis.livemode).is_(False),
                 col(Analysis.created_at) >= sub.current_period_start,
                 col(Analysis.created_at) < sub.current_period_end,
-                col(Analysis.status) != "failed",
             )
         )
     ).one()

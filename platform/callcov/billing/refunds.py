@@ -1,6 +1,7 @@
-"""Refunds: a failed analysis is not billed.
+"""Refunds: an analysis that fails for good through CallCov's fault (out of attempts, its recording
+lost, its rubric gone) is not billed; one the recording made fail is (docs/api.md, "Refunds").
 
-When an analysis fails for good, its usage record is voided in the transaction that marks it
+The caller (``AnalysisPipeline.fail``) voids its usage record in the transaction that marks it
 ``failed`` (that update applies once, to a ``processing`` row, and the void only to a record not yet
 voided: exactly once, and a crash before the commit leaves both undone for the retried job). Its minutes
 stop counting at once. If they were already billed, the difference is credited: the local ledger

@@ -149,7 +149,8 @@ class TestTestModeQuota:
         test_key = await create_key(client, account, "test")
         quota = 300  # the default (CALLCOV_BILLING__TEST_MINUTES_PER_PERIOD)
         async with state_of_app(app).sessionmaker() as session:
-            for status, minutes in (("completed", quota - WAV_MINUTES / 2), ("failed", 100.0)):
+            # Failed test analyses count too: the quota bounds the work, and test mode is never billed.
+            for status, minutes in (("completed", quota - 100.0), ("failed", 100.0 - WAV_MINUTES / 2)):
                 session.add(
                     Analysis(
                         user_id=user_id,
@@ -179,17 +180,28 @@ class DecodeFails:
         raise ValueError("not decodable")
 
 
-async def fail_analysis(app: FastAPI, analysis_id: str) -> None:
-    """Run the analysis' transcription job with a transcriber that cannot decode it: it fails."""
+async def analysis_job(app: FastAPI, analysis_id: str) -> Job:
     async with state_of_app(app).sessionmaker() as session:
         jobs = (await session.exec(select(Job).where(Job.kind == "analysis"))).all()
-    job = next(j for j in jobs if j.payload["analysis_id"] == analysis_id)
-    handlers = job_runners(app, DecodeFails()).only("transcription", "scoring")
-    try:
-        await handlers["transcription"].handlers["analysis"](job)
-    except PermanentError:
-        pass  # the first run fails the analysis; a duplicate run finds it failed and returns
-    assert SCORE_JOB in handlers["scoring"].handlers
+    return next(j for j in jobs if j.payload["analysis_id"] == analysis_id)
+
+
+async def fail_analysis(app: FastAPI, analysis_id: str, *, crashes: int = 0) -> None:
+    """Give the analysis' job up as the runner does: after its last attempt (an outage of the
+    transcriber, ``crashes=0``), or after its crash budget (``crashes=2``). The production wiring."""
+    job = await analysis_job(app, analysis_id)
+    job.crashes = crashes
+    runner = job_runners(app)["transcription"]
+    assert runner.on_give_up is not None
+    await runner.on_give_up(job, "out of attempts" if not crashes else f"{crashes} crash(es)")
+
+
+async def undecodable(app: FastAPI, analysis_id: str) -> None:
+    """Run the analysis' transcription job with a transcriber that cannot decode the recording."""
+    runners = job_runners(app, DecodeFails())
+    with pytest.raises(PermanentError):
+        await runners["transcription"].handlers["analysis"](await analysis_job(app, analysis_id))
+    assert SCORE_JOB in runners["scoring"].handlers
 
 
 MINUTE_WAV = tone_wav(60.0)  # one minute: 5 cents of starter overage
@@ -217,6 +229,21 @@ class TestRefund:
         history = (await client.get(f"{API}/history", headers=account.headers)).json()
         [item] = [i for i in history["items"] if i.get("analysis_id") == analysis_id]
         assert item["refunded_at"] is not None
+
+    @pytest.mark.parametrize("cause", ["undecodable", "crashed"])
+    async def test_a_failure_the_recording_caused_is_billed(
+        self, client: httpx.AsyncClient, app: FastAPI, cause: str
+    ) -> None:
+        account, user_id = await new_account(client, app)
+        analysis_id = (await submit(client, account.headers, MINUTE_WAV)).json()["id"]
+        if cause == "undecodable":
+            await undecodable(app, analysis_id)
+        else:
+            await fail_analysis(app, analysis_id, crashes=2)
+        body = (await client.get(f"/api/v1/analysis/{analysis_id}", headers=account.headers)).json()
+        assert body["status"] == "failed"
+        sub = (await client.get(f"{API}/subscription", headers=account.headers)).json()
+        assert sub["minutes_used"] == pytest.approx(1, abs=1e-4)
 
     async def test_a_refund_after_the_period_was_invoiced_is_a_credit(
         self, client: httpx.AsyncClient, app: FastAPI
