@@ -78,6 +78,8 @@ def base_env(db_url: str) -> dict[str, str]:
         "CALLCOV_AUTH__API_KEY_PEPPER": SECRET,
         # The point is the serving path: the limiter still runs (one Redis call per request).
         "CALLCOV_RATELIMIT__DEFAULT_PER_WINDOW": "100000000",
+        # Benches submit hours of audio on test keys: lift the test-mode quota (docs/api.md, Billing).
+        "CALLCOV_BILLING__TEST_MINUTES_PER_PERIOD": "100000000",
         "CALLCOV_LOG_LEVEL": "WARNING",
         "RAY_USAGE_STATS_ENABLED": "0",
     }

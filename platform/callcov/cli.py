@@ -59,6 +59,22 @@ async def _create_api_key(settings: Settings, email: str, mode: str, description
         await engine.dispose()
 
 
+async def _set_overage_cap(settings: Settings, email: str, minutes: int | None) -> None:
+    from callcov.auth.service import get_user_by_email
+    from callcov.billing.accounts import set_overage_cap
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await get_user_by_email(session, email)
+            if user is None:
+                raise SystemExit(f"error: no user {email}")
+            await set_overage_cap(session, user.id, minutes)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
 async def _prune(settings: Settings) -> tuple[int, int]:
     from callcov.emails.service import prune_outbox
     from callcov.idempotency.store import prune_expired
@@ -98,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "generate-secrets",
         help="print random secrets as an env file (keep it: a new pepper or key invalidates stored keys)",
     )
+    cap = sub.add_parser("set-overage-cap", help="set an account's cap on overage minutes per period")
+    cap.add_argument("email")
+    cap.add_argument("minutes", help="whole minutes, or 'default' for the plan's default cap")
     return parser
 
 
@@ -119,6 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(user_id)
     elif args.command == "create-api-key":
         print(asyncio.run(_create_api_key(settings, args.email, args.mode, args.description)))
+    elif args.command == "set-overage-cap":
+        minutes = None if args.minutes == "default" else int(args.minutes)
+        try:
+            asyncio.run(_set_overage_cap(settings, args.email, minutes))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"overage cap of {args.email}: {args.minutes}")
     elif args.command == "prune":
         keys, emails = asyncio.run(_prune(settings))
         print(f"deleted {keys} expired idempotency keys and {emails} old outbox emails")

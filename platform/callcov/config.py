@@ -260,6 +260,11 @@ class BillingSettings(BaseModel):
     job_max_attempts: int = 50
     # Tolerance of the Stripe signature timestamp, in seconds.
     webhook_tolerance_s: int = 300
+    # Overage minutes a period may reach per paid tier (about 5x the plan's price); an account's own
+    # cap (`callcov set-overage-cap`) wins. Submissions past it: 402 (docs/api.md, "Overage cap").
+    overage_cap_minutes: dict[str, int] = Field(default_factory=lambda: {"starter": 5000, "growth": 25000})
+    # Test-mode audio minutes per account and billing period (test mode is real processing, unbilled).
+    test_minutes_per_period: int = Field(default=300, ge=0)
 
 
 class MetricsSettings(BaseModel):

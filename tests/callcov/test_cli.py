@@ -32,6 +32,9 @@ async def test_operator_flow(tmp_path: Path) -> None:
     key = cli("create-api-key", email, "--mode", "test", env=env).stdout.strip()
     assert key.startswith("sk_test_") and api_key_checksum_ok(key)
     assert "deleted 0" in cli("prune", env=env).stdout
+    capped = cli("set-overage-cap", email, "12000", env=env)
+    assert capped.returncode == 0 and "12000" in capped.stdout, capped.stderr
+    assert cli("set-overage-cap", email, "-1", env=env).returncode == 2
 
     from callcov.config import Settings
     from callcov.main import create_app
@@ -40,3 +43,11 @@ async def test_operator_flow(tmp_path: Path) -> None:
         login = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert login.status_code == 200  # the CLI's user is verified
         assert (await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code == 200
+        token = login.json()["access_token"]
+        await client.post(
+            "/api/v1/billing/subscription",
+            json={"tier": "starter"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        sub = await client.get("/api/v1/billing/subscription", headers={"Authorization": f"Bearer {token}"})
+        assert sub.json()["overage_cap_minutes"] == 12000

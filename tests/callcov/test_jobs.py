@@ -17,6 +17,7 @@ from test_pipeline import FakeTranscriber, runner_for, submitted
 
 import callcov
 from callcov.analyses.pipeline import SCORE_JOB
+from callcov.billing.accounts import CLOSE_ACCOUNT_JOB
 from callcov.billing.metering import REPORT_USAGE_JOB
 from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.jobs import TASK_GROUPS
@@ -50,7 +51,14 @@ def enqueued_kinds() -> dict[str, str]:
 class TestWiring:
     async def test_every_enqueued_kind_has_a_runner(self, app: FastAPI) -> None:
         kinds = enqueued_kinds()
-        assert set(kinds) == {"analysis", SCORE_JOB, WEBHOOK_JOB, STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
+        assert set(kinds) == {
+            "analysis",
+            SCORE_JOB,
+            WEBHOOK_JOB,
+            STRIPE_EVENT_JOB,
+            REPORT_USAGE_JOB,
+            CLOSE_ACCOUNT_JOB,
+        }
         runners = job_runners(app)
         assert runners.kinds == set(kinds)
         assert runners.kinds == {kind for group in TASK_GROUPS for kind in group.kinds}
@@ -66,7 +74,7 @@ class TestWiring:
         assert set(runners["transcription"].handlers) == {"analysis"}
         assert set(runners["scoring"].handlers) == {SCORE_JOB}
         assert set(runners["webhooks"].handlers) == {WEBHOOK_JOB}
-        assert set(runners["billing"].handlers) == {STRIPE_EVENT_JOB, REPORT_USAGE_JOB}
+        assert set(runners["billing"].handlers) == {STRIPE_EVENT_JOB, REPORT_USAGE_JOB, CLOSE_ACCOUNT_JOB}
         assert all(
             runner.on_give_up is not None for runner in runners.only("transcription", "scoring", "webhooks")
         )

@@ -120,7 +120,7 @@ async def submit_analysis(
             principal,
             submission,
             max_attempts=settings.worker.max_attempts,
-            billing_max_attempts=settings.billing.job_max_attempts,
+            billing=settings.billing,
             waker=state.waker,
         )
     except BaseException:

@@ -25,6 +25,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses import events
+from callcov.billing import refunds
 from callcov.inference.audio import decode_limit_s
 from callcov.inference.ports import (
     InferenceCrashed,
@@ -66,6 +67,7 @@ class AnalysisPipeline:
         on_event: Callable[[], None] | None = None,
         on_scoring: Callable[[], None] | None = None,
         max_duration_s: float | None = None,
+        billing_max_attempts: int = 50,
     ) -> None:
         self.sessionmaker = sessionmaker
         # The maximum call duration: the decode bound of an analysis whose duration was not probed.
@@ -76,6 +78,7 @@ class AnalysisPipeline:
         # that enqueued a scoring job (wakes the scoring loop).
         self.on_event = on_event
         self.on_scoring = on_scoring
+        self.billing_max_attempts = billing_max_attempts  # of the refund's Stripe usage report
 
     async def _processing(self, job: Job) -> Analysis | None:
         async with self.sessionmaker() as session:
@@ -107,7 +110,8 @@ class AnalysisPipeline:
         except InferenceError as exc:
             raise RetryableError(str(exc)) from exc
         except ValueError as exc:  # the transcriber could not decode the audio: it never will
-            await self.fail(analysis.id, "The recording could not be decoded for transcription.")
+            message = "The recording could not be decoded for transcription."
+            await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
             raise PermanentError(f"{analysis.id}: {exc}") from exc
         elapsed_ms = round((time.monotonic() - started) * 1000)
         async with self.sessionmaker() as session:
@@ -186,10 +190,12 @@ class AnalysisPipeline:
             await self._finished(session, analysis_id)
         metrics.analysis_completed(scored.evaluation["llm"], transcript.duration_s)
 
-    async def fail(self, analysis_id: uuid.UUID, message: str) -> None:
+    async def fail(self, analysis_id: uuid.UUID, message: str, *, refund: bool = True) -> None:
         """The one place an analysis fails for good: a permanent error, or its job given up (out of
         attempts, or of crashes). It becomes ``failed`` with ``message`` and its webhook event is
-        written in the same transaction; whatever else a final failure must do belongs here too."""
+        written in the same transaction; whatever else a final failure must do belongs here too.
+        ``refund``: the failure is CallCov's, so its usage is reversed in that transaction too (not
+        when the recording caused it: undecodable, or it crashed the transcriber)."""
         now = utcnow()
         async with self.sessionmaker() as session:
             result = await session.exec(
@@ -198,6 +204,10 @@ class AnalysisPipeline:
                 .values(status="failed", error_message=message, completed_at=now, updated_at=now)
             )
             if result.rowcount == 1:
+                if refund:
+                    await refunds.refund_analysis(
+                        session, analysis_id, max_attempts=self.billing_max_attempts
+                    )
                 await self._finished(session, analysis_id)
             else:
                 await session.commit()
@@ -212,4 +222,6 @@ class AnalysisPipeline:
 
     async def give_up(self, job: Job, reason: str) -> None:
         logger.error("analysis job %s gave up: %s", job.id, reason)
-        await self.fail(payload_id(job, "analysis_id"), FAILED_MESSAGE)
+        # Out of attempts (an outage): refunded. Out of crashes: the call may be what killed the
+        # worker or the replica, so it is billed like a recording that cannot be decoded.
+        await self.fail(payload_id(job, "analysis_id"), FAILED_MESSAGE, refund=job.crashes == 0)

@@ -9,7 +9,7 @@ from callcov.analyses import events
 from callcov.analyses.submission import Submission
 from callcov.auth.principal import Principal
 from callcov.billing import metering
-from callcov.config import NetworkSettings
+from callcov.config import BillingSettings, NetworkSettings
 from callcov.models import Analysis, WebhookEvent
 from callcov.webhooks import service as webhooks
 from callcov.webhooks.events import WEBHOOK_JOB
@@ -25,11 +25,11 @@ async def create_analysis(
     submission: Submission,
     *,
     max_attempts: int,
-    billing_max_attempts: int,
+    billing: BillingSettings,
     waker: Waker,
 ) -> Analysis:
     fields, info, audio = submission.fields, submission.info, submission.audio
-    metered = await metering.check(session, principal, info.duration_s / 60)  # 402 before any work
+    metered = await metering.check(session, principal, info.duration_s / 60, billing)  # 402 before any work
     analysis = Analysis(
         user_id=principal.account_id,
         livemode=principal.livemode,
@@ -53,7 +53,9 @@ async def create_analysis(
     session.add(analysis)
     await session.flush()
     job = queue.enqueue(session, ANALYSIS_JOB, {"analysis_id": str(analysis.id)}, max_attempts=max_attempts)
-    report = metering.record(session, principal, analysis, job, metered, max_attempts=billing_max_attempts)
+    report = metering.record(
+        session, principal, analysis, job, metered, max_attempts=billing.job_max_attempts
+    )
     wake_after_commit(session, waker, job.kind, *([report.kind] if report is not None else []))
     return analysis
 

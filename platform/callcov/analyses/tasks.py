@@ -24,6 +24,7 @@ def _pipeline(context: JobContext) -> AnalysisPipeline:
         on_event=lambda: context.wake(WEBHOOK_JOB),
         on_scoring=lambda: context.wake(SCORE_JOB),
         max_duration_s=context.settings.audio.max_duration_s,
+        billing_max_attempts=context.settings.billing.job_max_attempts,
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from callcov.billing import usage_reports
 from callcov.billing.errors import InvalidTier, SubscriptionConflict
 from callcov.billing.provider import BillingProvider, Remote, Snapshot, open_provider
 from callcov.billing.repository import locked_subscription
@@ -27,16 +28,22 @@ async def _change(
     user: User,
     check: Callable[[Subscription], None],
     call: ProviderCall,
+    *,
+    flush_usage: bool = False,
 ) -> Subscription:
     sub = await current(session, user.id)
     check(sub)
     snap = Snapshot.of(sub, user.email)
     await session.commit()  # end the transaction: no lock is held while the provider is called
     async with open_provider(settings) as provider:
+        if flush_usage and snap.subscription_id:
+            # The overage so far is sent before the subscription ends, so Stripe's final invoice
+            # carries it (usage_reports commits around each call: still no transaction open).
+            await usage_reports.flush(session, provider, user.id, snap.period_start, snap.tier)
         remote = await call(provider, snap)
         name = provider.name
     sub = await locked_subscription(session, user.id)
-    apply_remote(session, sub, remote, name)
+    await apply_remote(session, sub, remote, name, max_attempts=settings.job_max_attempts)
     await session.flush()
     return sub
 
@@ -85,8 +92,16 @@ async def update(session: AsyncSession, settings: BillingSettings, user: User, t
 async def cancel(
     session: AsyncSession, settings: BillingSettings, user: User, *, at_period_end: bool
 ) -> Subscription:
+    """At the period's end, or now: then the overage used so far is billed at the plan in force
+    (``subscription_state.plan_changed``; with Stripe, reported before the cancellation and invoiced
+    by Stripe's final invoice)."""
     return await _change(
-        session, settings, user, _must_be_paid, lambda p, snap: p.cancel(snap, at_period_end=at_period_end)
+        session,
+        settings,
+        user,
+        _must_be_paid,
+        lambda p, snap: p.cancel(snap, at_period_end=at_period_end),
+        flush_usage=not at_period_end,
     )
 
 

@@ -59,15 +59,17 @@ async def list_tiers() -> TierList:
 
 
 @router.get("/subscription", responses=AUTH_ERRORS)
-async def get_subscription(principal: AnyPrincipal, session: SessionDep) -> SubscriptionPublic:
-    sub, usage = await service.view(session, principal)
-    return SubscriptionPublic.of(sub, usage, livemode=principal.livemode)
+async def get_subscription(
+    principal: AnyPrincipal, session: SessionDep, state: StateDep
+) -> SubscriptionPublic:
+    view = await service.view(session, principal, state.settings.billing)
+    return SubscriptionPublic.of(view, livemode=principal.livemode)
 
 
-async def _public(session: SessionDep, user: User) -> SubscriptionPublic:
+async def _public(session: SessionDep, user: User, state: StateDep) -> SubscriptionPublic:
     principal = Principal(user=user, via="jwt", livemode=True)
-    sub, usage = await service.view(session, principal)
-    return SubscriptionPublic.of(sub, usage, livemode=True)
+    view = await service.view(session, principal, state.settings.billing)
+    return SubscriptionPublic.of(view, livemode=True)
 
 
 @router.post("/subscription", status_code=201, responses=CHANGE_ERRORS)
@@ -76,7 +78,7 @@ async def create_subscription(
 ) -> SubscriptionPublic:
     """Subscribe to a plan (free needs no payment method)."""
     await changes.subscribe(session, state.settings.billing, user, data.tier, data.payment_method)
-    return await _public(session, user)
+    return await _public(session, user, state)
 
 
 @router.post("/subscription/update", responses=CHANGE_ERRORS)
@@ -85,7 +87,7 @@ async def update_subscription(
 ) -> SubscriptionPublic:
     """Upgrade or downgrade, prorated (by Stripe, or by the local ledger)."""
     await changes.update(session, state.settings.billing, user, data.tier)
-    return await _public(session, user)
+    return await _public(session, user, state)
 
 
 @router.post("/subscription/cancel", responses=CHANGE_ERRORS)
@@ -95,27 +97,29 @@ async def cancel_subscription(
     """Cancel at the period's end (default), or now with ``{"at_period_end": false}``."""
     at_period_end = data.at_period_end if data is not None else True
     await changes.cancel(session, state.settings.billing, user, at_period_end=at_period_end)
-    return await _public(session, user)
+    return await _public(session, user, state)
 
 
 @router.post("/subscription/reactivate", responses=CHANGE_ERRORS)
 async def reactivate_subscription(user: JwtUser, session: SessionDep, state: StateDep) -> SubscriptionPublic:
     """Undo a pending cancellation."""
     await changes.reactivate(session, state.settings.billing, user)
-    return await _public(session, user)
+    return await _public(session, user, state)
 
 
 @router.get("/subscription/summary", responses=AUTH_ERRORS)
-async def subscription_summary(principal: AnyPrincipal, session: SessionDep) -> SubscriptionSummary:
-    sub, usage = await service.view(session, principal)
-    return SubscriptionSummary.of(sub, usage, livemode=principal.livemode)
+async def subscription_summary(
+    principal: AnyPrincipal, session: SessionDep, state: StateDep
+) -> SubscriptionSummary:
+    view = await service.view(session, principal, state.settings.billing)
+    return SubscriptionSummary.of(view, livemode=principal.livemode)
 
 
 @router.get("/usage", responses=AUTH_ERRORS)
-async def get_usage(principal: AnyPrincipal, session: SessionDep) -> Usage:
+async def get_usage(principal: AnyPrincipal, session: SessionDep, state: StateDep) -> Usage:
     """Usage of the current period: minutes, analyses, limits and costs so far."""
-    sub, usage = await service.view(session, principal)
-    return Usage.of(sub, usage, livemode=principal.livemode)
+    view = await service.view(session, principal, state.settings.billing)
+    return Usage.of(view, livemode=principal.livemode)
 
 
 @router.get("/history", responses=AUTH_ERRORS)

@@ -65,5 +65,8 @@ class LocalLedger:
     ) -> str:
         raise NotImplementedError("the local ledger invoices overage at the period's end")
 
+    async def invoice_pending(self, snap: Snapshot) -> str | None:
+        return None  # the local ledger invoices as it goes
+
     async def aclose(self) -> None:
         return None

@@ -42,9 +42,13 @@ class Plan:
 
     def overage_cents(self, minutes_used: float) -> int:
         """What the overage of a period costs, in whole cents (half up)."""
+        return self.cents_for(self.overage_minutes(minutes_used))
+
+    def cents_for(self, overage_minutes: float) -> int:
+        """What ``overage_minutes`` cost at this plan's rate, in whole cents (half up)."""
         if self.overage_cents_per_minute is None:
             return 0
-        exact = Decimal(repr(self.overage_minutes(minutes_used))) * self.overage_cents_per_minute
+        exact = Decimal(repr(overage_minutes)) * self.overage_cents_per_minute
         return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
     def fits(self, minutes_used: float, minutes: float) -> bool:

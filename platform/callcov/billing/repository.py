@@ -1,5 +1,5 @@
 """Billing queries: the subscription row (created on free at first use, locked per account), and the
-minutes of a period."""
+minutes of a period (refunded records excluded)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,7 @@ async def period_usage(
                 UsageRecord.user_id == user_id,
                 col(UsageRecord.created_at) >= start,
                 col(UsageRecord.created_at) < end,
+                col(UsageRecord.voided_at).is_(None),  # refunded: a failed analysis
             )
         )
     ).one()

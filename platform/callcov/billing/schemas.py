@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from callcov.billing.plans import PLANS, Plan, cents_to_usd
-from callcov.billing.repository import PeriodUsage
+from callcov.billing.service import BillingView
 from callcov.kit.time import to_unix
-from callcov.models import Invoice, Subscription, UsageRecord
+from callcov.models import Invoice, UsageRecord
 
 TierName = Literal["free", "starter", "growth"]
 
@@ -63,6 +63,9 @@ class SubscriptionPublic(BaseModel):
     minutes_used: float
     minutes_remaining: float
     overage_minutes: float
+    overage_cap_minutes: int | None = Field(
+        description="Overage minutes the period may reach (402 past it); null on a plan without overage"
+    )
     current_period_start: int
     current_period_end: int
     cancel_at_period_end: bool
@@ -70,9 +73,10 @@ class SubscriptionPublic(BaseModel):
     tier_info: TierInfo
 
     @classmethod
-    def of(cls, sub: Subscription, usage: PeriodUsage, *, livemode: bool) -> SubscriptionPublic:
+    def of(cls, view: BillingView, *, livemode: bool) -> SubscriptionPublic:
+        sub, usage = view.sub, view.overage
         plan = PLANS[sub.tier]
-        used = round(usage.minutes, 4)
+        used = round(usage.used, 4)
         return cls(
             id=sub.id,
             created=to_unix(sub.created_at) or 0,
@@ -83,8 +87,9 @@ class SubscriptionPublic(BaseModel):
             provider=sub.provider,
             minutes_included=plan.minutes_included,
             minutes_used=used,
-            minutes_remaining=round(max(0.0, plan.minutes_included - usage.minutes), 4),
-            overage_minutes=round(plan.overage_minutes(usage.minutes), 4),
+            minutes_remaining=round(max(0.0, plan.minutes_included - usage.counted), 4),
+            overage_minutes=round(usage.minutes, 4),
+            overage_cap_minutes=view.overage_cap_minutes,
             current_period_start=to_unix(sub.current_period_start) or 0,
             current_period_end=to_unix(sub.current_period_end) or 0,
             cancel_at_period_end=sub.cancel_at_period_end,
@@ -123,9 +128,10 @@ class SubscriptionSummary(BaseModel):
     estimated_overage_cost: float
 
     @classmethod
-    def of(cls, sub: Subscription, usage: PeriodUsage, *, livemode: bool) -> SubscriptionSummary:
-        public = SubscriptionPublic.of(sub, usage, livemode=livemode)
-        plan = PLANS[sub.tier]
+    def of(cls, view: BillingView, *, livemode: bool) -> SubscriptionSummary:
+        public = SubscriptionPublic.of(view, livemode=livemode)
+        usage = view.overage
+        plan = PLANS[view.sub.tier]
         return cls(
             livemode=livemode,
             subscription=public,
@@ -133,9 +139,9 @@ class SubscriptionSummary(BaseModel):
                 total_minutes_used=public.minutes_used,
                 analysis_count=usage.count,
                 minutes_remaining=public.minutes_remaining,
-                usage_percentage=round(100 * usage.minutes / plan.minutes_included, 2),
+                usage_percentage=round(100 * usage.counted / plan.minutes_included, 2),
             ),
-            estimated_overage_cost=cents_to_usd(plan.overage_cents(usage.minutes)),
+            estimated_overage_cost=cents_to_usd(usage.cents),
         )
 
 
@@ -155,6 +161,7 @@ class UsageLimits(BaseModel):
     minutes_limit: int
     overage_allowed: bool
     overage_rate: float | None
+    overage_cap_minutes: int | None = None
 
 
 class UsageCosts(BaseModel):
@@ -174,9 +181,10 @@ class Usage(BaseModel):
     costs: UsageCosts
 
     @classmethod
-    def of(cls, sub: Subscription, usage: PeriodUsage, *, livemode: bool) -> Usage:
+    def of(cls, view: BillingView, *, livemode: bool) -> Usage:
+        sub, usage = view.sub, view.overage
         plan = PLANS[sub.tier]
-        overage_cents = plan.overage_cents(usage.minutes) if livemode else 0
+        overage_cents = usage.cents if livemode else 0
         base_cents = plan.price_cents if livemode else 0
         return cls(
             livemode=livemode,
@@ -185,14 +193,15 @@ class Usage(BaseModel):
                 start=to_unix(sub.current_period_start) or 0, end=to_unix(sub.current_period_end) or 0
             ),
             metrics=UsageMetrics(
-                minutes_analyzed=round(usage.minutes, 4),
+                minutes_analyzed=round(usage.used, 4),
                 analysis_count=usage.count,
-                overage_minutes=round(plan.overage_minutes(usage.minutes), 4),
+                overage_minutes=round(usage.minutes, 4),
             ),
             limits=UsageLimits(
                 minutes_limit=plan.minutes_included,
                 overage_allowed=plan.overage_allowed,
                 overage_rate=plan.overage_rate,
+                overage_cap_minutes=view.overage_cap_minutes,
             ),
             costs=UsageCosts(
                 base=cents_to_usd(base_cents),
@@ -213,6 +222,7 @@ class HistoryItem(BaseModel):
     analysis_id: uuid.UUID | None = None
     minutes: float | None = None
     reported_at: int | None = None
+    refunded_at: int | None = Field(default=None, description="Set when its analysis failed: not billed")
     # invoices (amounts in cents, as Stripe gives them)
     status: str | None = None
     tier: str | None = None
@@ -234,6 +244,7 @@ class HistoryItem(BaseModel):
             analysis_id=row.analysis_id,
             minutes=round(row.minutes, 4),
             reported_at=to_unix(row.reported_at),
+            refunded_at=to_unix(row.voided_at),
         )
 
     @classmethod

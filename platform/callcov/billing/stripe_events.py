@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.billing.repository import find_by_stripe
 from callcov.billing.stripe_provider import subscription_fields
+from callcov.billing.subscription_state import plan_changed
 from callcov.kit.time import utcnow
 from callcov.models import Invoice, Subscription
 
@@ -34,7 +35,13 @@ def _time(value: Any) -> datetime | None:
 
 
 async def apply(
-    session: AsyncSession, kind: str, created: int, payload: dict[str, Any], plan_tiers: dict[str, str]
+    session: AsyncSession,
+    kind: str,
+    created: int,
+    payload: dict[str, Any],
+    plan_tiers: dict[str, str],
+    *,
+    max_attempts: int = 50,
 ) -> str:
     """Returns the event's final status: ``processed`` or ``ignored`` (no matching account)."""
     obj: dict[str, Any] = (payload.get("data") or {}).get("object") or {}
@@ -53,10 +60,14 @@ async def apply(
         logger.info("Stripe event %s (created %s) is older than the state applied: no change", kind, created)
         return "processed"
     if _applies(sub, kind, stripe_sub, created):
+        tier_before, period_before = sub.tier, sub.current_period_start
         _apply_state(sub, kind, obj, plan_tiers)
         sub.stripe_event_at = created
         sub.updated_at = utcnow()
         session.add(sub)
+        if sub.tier != tier_before:  # changed in Stripe (portal, dashboard) or ended there
+            at = _time(created) or utcnow()
+            await plan_changed(session, sub, tier_before, period_before, at, max_attempts=max_attempts)
     return "processed"
 
 

@@ -24,6 +24,7 @@ from callcov.errors import BadRequest
 
 logger = logging.getLogger("callcov.billing.stripe")
 T = TypeVar("T")
+ENDED = frozenset({"canceled", "incomplete_expired"})
 
 
 def _time(value: Any) -> datetime:
@@ -84,7 +85,7 @@ class StripeProvider:
 
     def remote(self, obj: dict[str, Any], customer_id: str | None, fallback_tier: str) -> Remote:
         fields = subscription_fields(obj)
-        ended = fields["status"] in ("canceled", "incomplete_expired")
+        ended = fields["status"] in ENDED
         return Remote(
             tier="free" if ended else self.tiers_by_plan.get(fields["plan_id"], fallback_tier),
             status="active" if ended else fields["status"],
@@ -202,8 +203,16 @@ class StripeProvider:
                     current["id"], params={"cancel_at_period_end": True}
                 )
             )
-        else:
-            result = await self._call(self.client.v1.subscriptions.cancel_async(current["id"]))
+            return self.remote(result.to_dict(), snap.customer_id, snap.tier)
+        if current.get("status") in ENDED:  # a retry after a crash: cancelled already
+            return self.remote(current, snap.customer_id, snap.tier)
+        # invoice_now: Stripe's final invoice collects the pending items (the overage reported just
+        # before); prorate false: cancelling now refunds nothing of the plan's price (docs/api.md).
+        result = await self._call(
+            self.client.v1.subscriptions.cancel_async(
+                current["id"], params={"invoice_now": True, "prorate": False}
+            )
+        )
         return self.remote(result.to_dict(), snap.customer_id, snap.tier)
 
     async def reactivate(self, snap: Snapshot) -> Remote:
@@ -224,7 +233,8 @@ class StripeProvider:
     async def report_usage(
         self, snap: Snapshot, *, amount: int, description: str, idempotency_key: str
     ) -> str:
-        """Overage as an invoice item: it lands on the subscription's next invoice."""
+        """Overage (or a credit, negative) as an invoice item of the customer: it lands on the
+        customer's next invoice, the subscription's renewal or the final one (``invoice_pending``)."""
         params: dict[str, Any] = {
             "customer": snap.customer_id,
             "amount": amount,
@@ -232,10 +242,38 @@ class StripeProvider:
             "description": description,
             "metadata": {"account_id": str(snap.user_id)},
         }
-        if snap.subscription_id:
-            params["subscription"] = snap.subscription_id
         item = await self.client.v1.invoice_items.create_async(
             params=params,  # type: ignore[arg-type]
             options={"idempotency_key": idempotency_key},
         )
         return str(item.id)
+
+    async def invoice_pending(self, snap: Snapshot) -> str | None:
+        """The final invoice of a customer whose subscription ended: its pending invoice items (the
+        last overage, credits), charged now. Nothing pending: nothing to do. A declined card leaves
+        the invoice open for the customer (portal, hosted page); it is not retried here."""
+        customer = snap.customer_id or ""
+        items = await self._call(self.client.v1.invoice_items.list_async(params={"customer": customer}))
+        if not any(item.get("invoice") is None for item in items.to_dict().get("data") or []):
+            return None
+        try:
+            invoice = await self.client.v1.invoices.create_async(
+                params={  # type: ignore[typeddict-item]
+                    "customer": customer,
+                    "pending_invoice_items_behavior": "include",
+                    "description": "CallCov: final usage",
+                    "metadata": {"account_id": str(snap.user_id)},
+                }
+            )
+        except stripe.InvalidRequestError as exc:  # nothing left to invoice (or, on localstripe, no
+            logger.warning("no final invoice for %s: %s", customer, exc)  # invoice without a plan)
+            return None
+        except stripe.StripeError as exc:
+            raise BillingProviderUnavailable() from exc
+        try:
+            await self.client.v1.invoices.pay_async(str(invoice.id))
+        except stripe.CardError as exc:
+            logger.warning("final invoice %s of %s not paid: %s", invoice.id, customer, exc)
+        except stripe.StripeError as exc:
+            raise BillingProviderUnavailable() from exc
+        return str(invoice.id)

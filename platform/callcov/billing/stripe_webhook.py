@@ -90,14 +90,16 @@ async def receive(
     return WebhookReceipt(processed=allowed)
 
 
-async def process(session: AsyncSession, event_id: uuid.UUID, plan_tiers: dict[str, str]) -> None:
+async def process(
+    session: AsyncSession, event_id: uuid.UUID, plan_tiers: dict[str, str], *, max_attempts: int = 50
+) -> None:
     """Apply one stored event, once (the job's handler; the caller commits)."""
     query = select(BillingEvent).where(BillingEvent.id == event_id).with_for_update()
     event = (await session.exec(query)).first()
     if event is None or event.processed_at is not None:
         return
     event.status = await stripe_events.apply(
-        session, event.type, event.stripe_created, event.payload, plan_tiers
+        session, event.type, event.stripe_created, event.payload, plan_tiers, max_attempts=max_attempts
     )
     event.processed_at = utcnow()
     session.add(event)

@@ -9,6 +9,7 @@ from callcov.models.email_token import EmailToken
 from callcov.models.idempotency_key import IdempotencyKey
 from callcov.models.invoice import Invoice
 from callcov.models.job import Job
+from callcov.models.plan_change import PlanChange
 from callcov.models.refresh_token import RefreshToken
 from callcov.models.subscription import Subscription
 from callcov.models.usage_record import UsageRecord
@@ -28,6 +29,7 @@ __all__ = [
     "IdempotencyKey",
     "Invoice",
     "Job",
+    "PlanChange",
     "RefreshToken",
     "Subscription",
     "UsageRecord",

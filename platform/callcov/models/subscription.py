@@ -29,5 +29,7 @@ class Subscription(SQLModel, table=True):
     stripe_subscription_id: str | None = Field(default=None, max_length=255, index=True)
     # `created` of the newest Stripe event applied: older events arriving late change nothing.
     stripe_event_at: int | None = None
+    # The account's own cap on overage minutes per period; None: the plan's default (settings).
+    overage_cap_minutes: int | None = None
     created_at: datetime = created_field()
     updated_at: datetime = created_field()

@@ -23,3 +23,5 @@ class UsageRecord(SQLModel, table=True):
     created_at: datetime = created_field()
     # Set when the billing provider has confirmed it (Stripe usage reporting).
     reported_at: datetime | None = optional_time_field()
+    # Set once when its analysis failed for good: the minutes no longer count (docs/api.md, "Refunds").
+    voided_at: datetime | None = optional_time_field()

@@ -10,6 +10,7 @@ from callcov.api_keys.service import revoke_all_api_keys
 from callcov.auth.errors import EmailAlreadyRegistered, PhoneAlreadyInUse
 from callcov.auth.passwords import hash_password, verify_password
 from callcov.auth.service import RESET, end_sessions, revoke_email_tokens, send_verification
+from callcov.billing.accounts import schedule_close
 from callcov.config import AuthSettings
 from callcov.emails.service import Outbox
 from callcov.kit.time import utcnow
@@ -68,9 +69,11 @@ async def update_user(
 
 
 async def deactivate_user(session: AsyncSession, user: User) -> None:
-    """Soft delete: login refused, every API key and session revoked, data kept."""
+    """Soft delete: login refused, every API key and session revoked, data kept, and the paid plan
+    cancelled now (a job: Stripe is not called in the request)."""
     user.is_active = False
     user.updated_at = utcnow()
     session.add(user)
     await revoke_all_api_keys(session, user.id)
     await end_sessions(session, user)
+    schedule_close(session, user.id)  # a paid plan ends now, its overage billed (billing/accounts.py)

@@ -92,14 +92,17 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 class PortalStub(BaseHTTPRequestHandler):
     """STUB of Stripe's ``POST /v1/billing_portal/sessions`` (localstripe has no billing portal).
-    Every other request is forwarded to localstripe unchanged."""
+    Every other request is forwarded to localstripe unchanged, and logged in ``requests``."""
 
     upstream = ""
     sessions: list[dict[str, str]] = []
+    # Every request seen (method, path with query, form body), in order: what CallCov sent to Stripe.
+    requests: list[tuple[str, str, str]] = []
 
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        PortalStub.requests.append((self.command, self.path, body.decode(errors="replace")))
         if self.command == "POST" and self.path.startswith("/v1/billing_portal/sessions"):
             form = dict(httpx.QueryParams(body.decode()))
             session = {

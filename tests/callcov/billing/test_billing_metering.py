@@ -91,7 +91,7 @@ class TestMetering:
         assert second.headers.get("Idempotent-Replayed") == "true"
         assert await count(app, UsageRecord, user_id=user_id) == 1
 
-    async def test_test_mode_records_nothing_and_has_no_limit(
+    async def test_test_mode_records_nothing_and_ignores_the_live_limit(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         account, user_id = await new_account(client, app)
