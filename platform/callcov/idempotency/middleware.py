@@ -26,7 +26,7 @@ from callcov.state import state_of_app
 logger = logging.getLogger("callcov.idempotency")
 
 NOT_STORED = frozenset({400, 409, 422, 429})
-KEPT_HEADERS = frozenset({"content-type", "location"})
+KEPT_HEADERS = frozenset({"content-type", "location", "allow"})
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
