@@ -79,6 +79,10 @@ class TestDocumentedResponses:
             assert form["schema"]["properties"][name]["minLength"] == 1
         url = schemas["SetWebhookRequest"]["properties"]["webhook_url"]
         assert not re.search(url["pattern"], "http://x\x00")
+        phone = schemas["RegisterRequest"]["properties"]["phone_number"]["anyOf"][0]
+        assert re.search(phone["pattern"], "+12025551234") and not re.search(
+            phone["pattern"], "000000000000000"
+        )
         cancel = schemas["SubscriptionCancel"]["properties"]["at_period_end"]
         assert cancel["type"] == "boolean"
 
