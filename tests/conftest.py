@@ -75,7 +75,11 @@ def make_settings(db_url: str, data_dir: Path, **groups: dict[str, Any]) -> Sett
         "db": {"url": db_url},
         "redis": {"url": REDIS_URL, "key_prefix": f"cctest:{uuid.uuid4().hex}:"},
         "auth": {"jwt_secret": TEST_SECRET, "api_key_pepper": TEST_SECRET},
-        "ratelimit": {"default_per_window": 100_000, "submissions_per_window": 100_000},
+        "ratelimit": {
+            "default_per_window": 100_000,
+            "submissions_per_window": 100_000,
+            "auth_per_window": 100_000,
+        },
         "email": {"backend": "outbox"},
     }
     for group, overrides in groups.items():

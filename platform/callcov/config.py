@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me-in-production-0123456789abcdef"}
@@ -100,6 +100,9 @@ class AuthSettings(BaseModel):
     # Password-reset links that may be open at once: a new request keeps the earlier ones (up to
     # this many, the oldest revoked first), so requests made by someone else cannot kill a link.
     open_reset_links: int = Field(default=3, ge=1)
+    # Password-reset emails per address and hour; beyond, the request is answered alike but sends
+    # nothing (and so revokes no earlier link).
+    password_reset_per_hour: int = 3
     max_active_api_keys: int = 10
     # last_used_at is written at most this often per key, to keep reads cheap.
     last_used_resolution_s: int = 60
@@ -126,8 +129,18 @@ class RateLimitSettings(BaseModel):
     window_s: int = 60
     default_per_window: int = 100
     submissions_per_window: int = 20
+    # POST /auth/* per client address (the default limit when that is lower).
+    auth_per_window: int = 20
     # Per-plan overrides, e.g. {"growth": {"default": 300, "submissions": 60}}.
     plans: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Proxies whose X-Forwarded-For is believed (CIDRs, e.g. ["10.0.0.0/8"]): unauthenticated requests
+    # are counted per client address, the right-most one a trusted proxy did not add. Empty: the peer.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Failed logins per email before a lockout (0: no lockout); the lockout doubles from
+    # login_lockout_s with each further failure, up to login_lockout_max_s.
+    login_free_attempts: int = Field(default=5, ge=0)
+    login_lockout_s: int = Field(default=60, ge=1)
+    login_lockout_max_s: int = Field(default=3600, ge=1)
 
 
 class IdempotencySettings(BaseModel):
@@ -148,6 +161,8 @@ class StorageSettings(BaseModel):
     s3_endpoint_url: str = ""
     s3_region: str = ""
     max_upload_bytes: int = 500 * 1024 * 1024
+    # Every request body but an audio upload (multipart to the submission paths).
+    max_body_bytes: int = 1024 * 1024
     # Request bodies bigger than this are spooled to disk instead of memory.
     spool_memory_bytes: int = 1024 * 1024
     download_timeout_s: float = 120.0

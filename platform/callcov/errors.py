@@ -158,7 +158,8 @@ async def _app_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    return error_response(request.scope, exc.status_code, message, headers=exc.headers)
+    details = getattr(exc, "details", None)  # e.g. the body limit's max_size_bytes
+    return error_response(request.scope, exc.status_code, message, headers=exc.headers, details=details)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

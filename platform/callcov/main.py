@@ -6,13 +6,16 @@ Middleware, outermost first (all pure ASGI):
    last-resort 500 for the layers below. (With the development secrets, ``dev_guard`` then refuses
    connections that did not arrive on loopback.)
 2. ``TrailingSlashMiddleware``: ``/x/`` is routed as ``/x``, before anything reads the path.
-3. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
+3. ``BodyLimitMiddleware``: 413 for a body over its limit, from Content-Length before reading, or
+   while a chunked body streams in (``callcov.body_limit``).
+4. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
    ``Caller`` on the request; its one database lookup runs when a layer below first needs it.
-4. ``RateLimitMiddleware``: counts the request against the caller's key, user or address (and the
-   caller's plan, when per-plan limits are set); a 429 stops here, before idempotency.
-5. ``IdempotencyMiddleware``: replays or refuses POSTs with an ``Idempotency-Key``, scoped to the
+5. ``RateLimitMiddleware``: counts the request against the caller's valid key, user, or else its
+   client address (and the caller's plan, when per-plan limits are set); a 429 stops here, before
+   idempotency, and so does the 401 of a request carrying an invalid credential.
+6. ``IdempotencyMiddleware``: replays or refuses POSTs with an ``Idempotency-Key``, scoped to the
    caller's account and mode.
-6. ``InternalErrorMiddleware``: turns an unhandled error into the 500 body *inside* the layers above,
+7. ``InternalErrorMiddleware``: turns an unhandled error into the 500 body *inside* the layers above,
    so idempotency releases its key and the rate-limit headers are still sent.
 
 Routes then get the principal from the ``Caller`` (``callcov.auth.deps``).
@@ -31,6 +34,7 @@ from callcov import __version__
 from callcov.analyses.openapi import register_webhook_docs
 from callcov.api import API_PREFIX, build_api_router
 from callcov.auth.middleware import AuthenticationMiddleware
+from callcov.body_limit import BodyLimitMiddleware
 from callcov.config import Settings, get_settings
 from callcov.db import create_engine, create_sessionmaker
 from callcov.dev_guard import loopback_guard
@@ -43,7 +47,9 @@ from callcov.kit.logs import configure_logging
 from callcov.kit.prometheus_metrics import PrometheusMetrics
 from callcov.metrics_endpoint import build_metrics_router, queue_sampler
 from callcov.middleware import InternalErrorMiddleware, RequestIdMiddleware, TrailingSlashMiddleware
+from callcov.openapi import install_openapi
 from callcov.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from callcov.ratelimit.lockout import Lockout, LockoutPolicy, MemoryLockout, RedisLockout
 from callcov.ratelimit.middleware import RateLimitMiddleware
 from callcov.state import AppState
 from callcov.storage.objects import build_storage
@@ -63,11 +69,15 @@ def _build_state(settings: Settings) -> AppState:
     engine = create_engine(settings)
     redis = None
     limiter: RateLimiter = MemoryRateLimiter()
+    limits = settings.ratelimit
+    policy = LockoutPolicy(limits.login_free_attempts, limits.login_lockout_s, limits.login_lockout_max_s)
+    login_lockout: Lockout = MemoryLockout(policy)
     if settings.redis.url:
         from redis.asyncio import Redis
 
         redis = Redis.from_url(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
         limiter = RedisRateLimiter(redis, settings.redis.key_prefix)
+        login_lockout = RedisLockout(redis, settings.redis.key_prefix, policy)
     return AppState(
         settings=settings,
         engine=engine,
@@ -75,6 +85,7 @@ def _build_state(settings: Settings) -> AppState:
         lookups=create_sessionmaker(engine, autocommit=True),
         redis=redis,
         limiter=limiter,
+        login_lockout=login_lockout,
         email_sender=build_sender(settings.email),
         storage=build_storage(settings),
         waker=build_waker(redis, settings.redis),
@@ -118,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(RequestIdMiddleware),
             *loopback_guard(settings),
             Middleware(TrailingSlashMiddleware),
+            Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(IdempotencyMiddleware),
@@ -127,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_api_router())
     register_webhook_docs(app)
+    install_openapi(app)
     app.include_router(build_health_router(settings.inference))
     if sink is not None:
         app.include_router(build_metrics_router(settings.metrics, sink))

@@ -15,6 +15,7 @@ from callcov.worker.wake import Waker
 if TYPE_CHECKING:
     from callcov.emails.sender import EmailSender
     from callcov.ratelimit.limiter import RateLimiter
+    from callcov.ratelimit.lockout import Lockout
     from callcov.storage.objects import Storage
 
 
@@ -27,6 +28,7 @@ class AppState:
     lookups: async_sessionmaker[AsyncSession]
     redis: Any  # redis.asyncio.Redis | None
     limiter: RateLimiter
+    login_lockout: Lockout  # failed logins per email (callcov.ratelimit.lockout)
     email_sender: EmailSender
     storage: Storage
     waker: Waker  # wakes the dispatcher's runner of a job kind after a commit

@@ -1,5 +1,7 @@
 """Schemathesis fuzzes every operation of the OpenAPI document against a live server (bounded): no
-response may be a 500. Requests carry a real JWT (live) or API key, so authenticated paths are fuzzed."""
+response may be a 500, and every response must be one the document states, with its content type,
+headers and body schema (issue 12, finding 11). Requests carry a real JWT (live) or API key, so
+authenticated paths are fuzzed."""
 
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ import schemathesis
 from conftest import PASSWORD, server_env, token_in, unique_email, uvicorn_server
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 MAX_EXAMPLES = int(os.environ.get("CALLCOV_FUZZ_EXAMPLES", "25"))
 
@@ -53,6 +61,13 @@ def _openapi_document() -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(_openapi_document())
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @schema.parametrize()
@@ -68,4 +83,4 @@ def test_no_server_errors(case: Any, live_server: str, credentials: dict[str, st
         return
     credential = credentials["api_key"] if case.path.startswith("/api/v1/analysis") else credentials["jwt"]
     headers = {"Authorization": f"Bearer {credential}"}
-    case.call_and_validate(base_url=live_server, headers=headers, checks=[not_a_server_error])
+    case.call_and_validate(base_url=live_server, headers=headers, checks=CHECKS)

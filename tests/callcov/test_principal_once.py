@@ -148,24 +148,27 @@ BAD_CREDENTIALS = [
 
 
 @pytest.mark.parametrize("headers", BAD_CREDENTIALS)
-async def test_public_routes_ignore_a_bad_credential(
+async def test_a_bad_credential_is_refused_on_every_route(
     client: httpx.AsyncClient, app: FastAPI, headers: dict[str, str]
 ) -> None:
-    """Resolution failures are raised only where a route requires a principal."""
+    """A failed resolution refuses the request, public routes included (issue 12: before, public
+    routes ignored a bad credential, and a made-up key got a rate-limit bucket of its own)."""
     account = await sign_up(client, app)
     with_key = {**headers, "Idempotency-Key": str(uuid.uuid4())}
     login = {"email": account.email, "password": account.password}
     r = await client.post("/api/v1/auth/login", json=login, headers=with_key)
-    assert r.status_code == 200 and "access_token" in r.json()
-    assert (
-        "Idempotent-Replayed"
-        not in (await client.post("/api/v1/auth/login", json=login, headers=with_key)).headers
-    )
-    assert (await client.get("/api/v1/billing/tiers", headers=headers)).status_code == 200
+    assert r.status_code == 401 and "access_token" not in r.text
+    assert (await client.get("/api/v1/billing/tiers", headers=headers)).status_code == 401
     denied = await client.get("/api/v1/users/me", headers=headers)
     assert denied.status_code == 401
     expected = "Invalid API key" if "sk_" in str(headers) else "Could not validate credentials"
     assert denied.json()["detail"] == expected
+
+
+async def test_a_malformed_api_key_costs_no_query(caller: Caller, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys carry a checksum: a string that is not one is refused before the database."""
+    counts = await measure(caller, monkeypatch, "GET", "/api/v1/analysis", headers={"X-API-Key": "sk_live_x"})
+    assert counts.statements == []
 
 
 async def test_missing_and_deactivated_credentials_keep_their_errors(

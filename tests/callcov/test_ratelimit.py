@@ -41,14 +41,15 @@ class TestOneProcess:
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
         assert 1 <= int(limited.headers["Retry-After"]) <= 61
 
-    async def test_per_credential(self, app_factory) -> None:  # type: ignore[no-untyped-def]
+    async def test_unknown_keys_count_against_the_address(self, app_factory) -> None:  # type: ignore[no-untyped-def]
+        """A made-up key gets no bucket of its own (issue 12): per key, see test_public_limits."""
         clear_of_window_edge()
         async with app_factory(ratelimit={"default_per_window": 2}) as client:
             for _ in range(2):
                 await client.get("/api/v1/users/me", headers={"X-API-Key": "sk_live_first"})
             blocked = await client.get("/api/v1/users/me", headers={"X-API-Key": "sk_live_first"})
             other = await client.get("/api/v1/users/me", headers={"X-API-Key": "sk_live_second"})
-        assert blocked.status_code == 429 and other.status_code == 401
+        assert blocked.status_code == 429 and other.status_code == 429
 
     async def test_submissions_have_their_own_smaller_limit(self, app_factory) -> None:  # type: ignore[no-untyped-def]
         clear_of_window_edge()

@@ -69,8 +69,8 @@ SUBMISSION_BODY = {
                     "required": ["agent_id", "contact_id", "audio_file"],
                     "properties": {
                         "audio_file": {"type": "string", "format": "binary"},
-                        "agent_id": {"type": "string", "maxLength": 255},
-                        "contact_id": {"type": "string", "maxLength": 255},
+                        "agent_id": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "contact_id": {"type": "string", "minLength": 1, "maxLength": 255},
                         "webhook_url": {"type": "string", "maxLength": 2048},
                         "metadata": {"type": "string", "description": "A JSON object, as a string"},
                         "call_direction": {"type": "string", "enum": ["inbound", "outbound"]},

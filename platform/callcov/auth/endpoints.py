@@ -12,6 +12,7 @@ from callcov.auth.errors import (
     EmailNotVerified,
     InvalidCredentials,
     InvalidEmailToken,
+    TooManyLoginAttempts,
     TooManyVerificationEmails,
     UserNotFound,
 )
@@ -27,7 +28,8 @@ from callcov.auth.schemas import (
 )
 from callcov.db import SessionDep
 from callcov.emails.deps import OutboxDep
-from callcov.errors import Unauthorized
+from callcov.errors import AppError, Unauthorized
+from callcov.ratelimit.lockout import login_key
 from callcov.state import StateDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -45,10 +47,31 @@ async def register(data: RegisterRequest, session: SessionDep, state: StateDep, 
 
 @router.post(
     "/login",
-    responses={401: InvalidCredentials.schema(), 403: EmailNotVerified.schema()},
+    responses={
+        401: InvalidCredentials.schema(),
+        403: EmailNotVerified.schema(),
+        429: TooManyLoginAttempts.schema(),
+    },
 )
 async def login(data: LoginRequest, session: SessionDep, state: StateDep) -> TokenPair:
-    user = await service.authenticate(session, data.email, data.password)
+    """Failed logins lock the email out for a while that grows with each further failure
+    (``callcov.ratelimit.lockout``), whether or not an account has that email."""
+    key, lockout = login_key(data.email), state.login_lockout
+    retry_after = await lockout.attempt(key)
+    if retry_after:
+        raise TooManyLoginAttempts(
+            f"Too many failed logins for this email: retry in {retry_after} s",
+            details={"retry_after": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+    try:
+        user = await service.authenticate(session, data.email, data.password)
+    except InvalidCredentials:
+        raise
+    except AppError:  # the password was right; the account may not sign in (403)
+        await lockout.clear(key)
+        raise
+    await lockout.clear(key)
     return await service.issue_tokens(session, state.settings.auth, user)
 
 

@@ -48,4 +48,10 @@ class TooManyVerificationEmails(TooManyRequests):
     default_message = "Too many verification emails for this address: try again in an hour"
 
 
+class TooManyLoginAttempts(TooManyRequests):
+    """The same for every email, registered or not: it reveals nothing about accounts."""
+
+    default_message = "Too many failed logins for this email: try again later"
+
+
 __all__ = ["AppError"]

@@ -4,9 +4,10 @@ request (``scope["state"]``) for the rate limiter, the idempotency layer and the
 The credential is read from the headers and a JWT is verified here, once. The database lookup (one
 query: the API key joined to its user, or the JWT's user, plus the plan when per-plan rate limits are
 configured) runs at most once per request, in its own autocommit session (one round trip, no
-transaction), when a layer first needs it:
-a public route or a rate-limited request never pays for it. A failed resolution is kept, and raised
-only where a route requires a principal (``callcov.auth.deps``).
+transaction), when a layer first needs it: the rate limiter, for a request that carries a
+credential (an API key before it is counted, a JWT after); a request without one never pays for it.
+A request whose credential fails is refused at the edge (``Caller.refusal``, used by the rate
+limiter), public routes included.
 """
 
 from __future__ import annotations
@@ -74,9 +75,22 @@ class Caller:
             raise resolution.error or Unauthorized("Could not validate credentials")
         return resolution.principal
 
+    async def refusal(self) -> Unauthorized | None:
+        """Why the request must be refused (401) whatever its route, public ones included: it
+        carries a credential that is invalid (unknown, revoked, expired, of a deactivated user, or
+        two different credentials at once). None without a credential or with a valid one."""
+        if self.credential is None:
+            return None
+        resolution = await self.resolution()
+        if resolution.principal is not None:
+            return None
+        return resolution.error or Unauthorized("Could not validate credentials")
+
     async def _resolve(self) -> Resolution:
         if self.credential is None:
             return not_authenticated()
+        if self.credential.kind == "invalid":
+            return Resolution(error=Unauthorized(self.credential.value))
         if self._jwt_error is not None:
             return Resolution(error=self._jwt_error)
         async with self._sessionmaker() as session:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 PASSWORD_RULES = (
     "Password must be at least 8 characters and contain an uppercase letter, a lowercase letter, "
@@ -29,7 +29,15 @@ def check_password_rules(value: str) -> str:
     return value
 
 
-Password = Annotated[str, StringConstraints(max_length=128), AfterValidator(check_password_rules)]
+# The same rules for the OpenAPI document (pydantic's own regex engine has no lookaheads).
+PASSWORD_PATTERN = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*\d)(?=[\s\S]*[^A-Za-z0-9\s])[\s\S]{8,}$"
+
+Password = Annotated[
+    str,
+    StringConstraints(max_length=128),
+    AfterValidator(check_password_rules),
+    Field(json_schema_extra={"pattern": PASSWORD_PATTERN, "minLength": 8, "description": PASSWORD_RULES}),
+]
 
 
 @lru_cache

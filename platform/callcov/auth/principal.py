@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.config import AuthSettings
 from callcov.errors import Unauthorized
 from callcov.kit.time import utcnow
-from callcov.kit.tokens import keyed_hash
+from callcov.kit.tokens import api_key_checksum_ok, keyed_hash
 from callcov.models import ApiKey, Subscription, User
 
 
@@ -75,7 +75,10 @@ async def resolve_api_key(
     session: AsyncSession, settings: AuthSettings, raw_key: str, *, with_tier: bool
 ) -> Resolution:
     """An API key and its user in one SELECT (joined to the plan when ``with_tier``). Stamps
-    ``last_used_at`` (for the caller to commit) at most once per ``last_used_resolution_s``."""
+    ``last_used_at`` (for the caller to commit) at most once per ``last_used_resolution_s``. A
+    string that is not a well-formed key (its checksum) is refused without a query."""
+    if not api_key_checksum_ok(raw_key):
+        return Resolution(error=Unauthorized("Invalid API key"))
     key_hash = keyed_hash(raw_key, settings.api_key_pepper)
     query: Any = select(ApiKey, User)
     if with_tier:

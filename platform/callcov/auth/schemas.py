@@ -15,7 +15,11 @@ def normalize_phone(value: str) -> str:
     return value if value.startswith("+") else "+" + value
 
 
-PhoneNumber = Annotated[str, Field(max_length=16), AfterValidator(normalize_phone)]
+PhoneNumber = Annotated[
+    str,
+    Field(max_length=16, json_schema_extra={"pattern": r"^\+?[1-9]\d{6,14}$"}),
+    AfterValidator(normalize_phone),
+]
 
 
 class RegisterRequest(BaseModel):

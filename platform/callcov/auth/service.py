@@ -227,6 +227,14 @@ async def verify_email(session: AsyncSession, settings: AuthSettings, code: str)
     return await issue_tokens(session, settings, user)
 
 
+async def tokens_sent_last_hour(session: AsyncSession, user_id: uuid.UUID, purpose: str) -> int:
+    """Emails with a token of that purpose sent to the user in the last hour (the per-email limit)."""
+    since = utcnow() - timedelta(hours=1)
+    query = select(func.count()).select_from(EmailToken)
+    query = query.where(EmailToken.user_id == user_id, EmailToken.purpose == purpose)
+    return int((await session.exec(query.where(EmailToken.created_at > since))).one())
+
+
 async def resend_verification(
     session: AsyncSession, settings: AuthSettings, outbox: Outbox, email: str
 ) -> None:
@@ -235,15 +243,7 @@ async def resend_verification(
         raise UserNotFound()
     if user.is_verified:
         raise EmailAlreadyVerified()
-    since = utcnow() - timedelta(hours=1)
-    sent = (
-        await session.exec(
-            select(func.count())
-            .select_from(EmailToken)
-            .where(EmailToken.user_id == user.id, EmailToken.purpose == VERIFY, EmailToken.created_at > since)
-        )
-    ).one()
-    if sent >= settings.resend_verification_per_hour:
+    if await tokens_sent_last_hour(session, user.id, VERIFY) >= settings.resend_verification_per_hour:
         raise TooManyVerificationEmails(headers={"Retry-After": "3600"})
     await send_verification(session, settings, outbox, user)
 
@@ -254,6 +254,8 @@ async def request_password_reset(
     user = await get_user_by_email(session, email)
     if user is None or not user.is_active:
         return
+    if await tokens_sent_last_hour(session, user.id, RESET) >= settings.password_reset_per_hour:
+        return  # the same answer, but no email and no new token: the links already sent stay valid
     ttl = settings.email_token_ttl_s
     token = await create_email_token(session, user.id, RESET, ttl, keep_open=settings.open_reset_links - 1)
     subject, body = password_reset_email(outbox.settings.frontend_url, token, ttl)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from callcov.billing.plans import PLANS, Plan, cents_to_usd
 from callcov.billing.service import BillingView
@@ -110,7 +110,7 @@ class SubscriptionUpdate(BaseModel):
 
 
 class SubscriptionCancel(BaseModel):
-    at_period_end: bool = True
+    at_period_end: StrictBool = True  # strict: "false" or 0 is a 422, as the schema says
 
 
 class UsageSummary(BaseModel):

@@ -31,7 +31,7 @@ logger = logging.getLogger("callcov.idempotency")
 
 # Refusals, not results: a corrected retry with the same key must go through.
 NOT_STORED = frozenset({400, 401, 403, 409, 422, 429})
-KEPT_HEADERS = frozenset({"content-type", "location"})
+KEPT_HEADERS = frozenset({"content-type", "location", "allow"})
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 

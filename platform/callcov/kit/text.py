@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 
 def reject_nul(value: str) -> str:
@@ -14,4 +14,4 @@ def reject_nul(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(reject_nul)]
+SafeStr = Annotated[str, AfterValidator(reject_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,18 +54,36 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    """Counts in this process only: right for one process, undercounts across several (use Redis)."""
+    """Counts in this process only: right for one process, undercounts across several (use Redis).
 
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
+    One entry per key (its window's end and count), kept in least-recently-used order: expired
+    windows are dropped from the front as they come, and past ``max_keys`` the least recently used
+    key goes, so memory stays bounded and no request pays for more than what it evicts."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._max_keys = max_keys
+        self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._counts)
 
     async def hit(self, key: str, limit: int, window_s: int) -> Decision:
-        index, window_end = _window(window_s, time.time())
-        if len(self._counts) > 10_000:
-            self._counts = {k: v for k, v in self._counts.items() if k[1] >= index}
-        count = self._counts.get((key, index), 0) + 1
-        self._counts[(key, index)] = count
+        now = time.time()
+        _, window_end = _window(window_s, now)
+        self._evict_expired(now)
+        end, count = self._counts.pop(key, (window_end, 0))
+        count = count + 1 if end == window_end else 1
+        self._counts[key] = (window_end, count)
+        if len(self._counts) > self._max_keys:
+            self._counts.popitem(last=False)
         return _decide(count, limit, window_end)
+
+    def _evict_expired(self, now: float) -> None:
+        while self._counts:
+            key, (end, _) = next(iter(self._counts.items()))
+            if end > now:
+                return
+            del self._counts[key]
 
 
 class RedisRateLimiter:
