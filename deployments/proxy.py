@@ -10,6 +10,8 @@
   as an unknown route, so the port never gives free inference to the internet. With no key set,
   every such request is refused. The dispatcher and ``/health`` check that an unauthenticated
   request is refused (``callcov.inference.llm_check``), so a proxy without this guard fails loudly.
+- ``HeaderLimitMiddleware`` (``callcov.header_limit``): 431 for oversized headers, before the request
+  is handed to any replica.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callcov.config import get_settings
+from callcov.header_limit import HeaderLimitMiddleware
 from callcov.kit.request_id import stamp_request_id
 
 NOT_FOUND = json.dumps(
@@ -77,4 +80,4 @@ async def _not_found(scope: Scope, send: Send) -> None:
 def proxy_middlewares() -> list[Middleware]:
     inference = get_settings().inference
     guard = Middleware(InternalRouteGuard, prefixes=(inference.llm_route_prefix,), key=inference.llm_api_key)
-    return [Middleware(ProxyRequestIdMiddleware), guard]
+    return [Middleware(ProxyRequestIdMiddleware), Middleware(HeaderLimitMiddleware), guard]

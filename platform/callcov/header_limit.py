@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from callcov.errors import error_response
+from callcov.errors import REQUEST_ID_KEY, error_response
+from callcov.kit.request_id import incoming_request_id
 
 # Like nginx's default large_client_header_buffers (4 x 8 KiB) with room to spare, and far more headers
 # than any client of this API sends.
@@ -37,8 +38,12 @@ class HeaderLimitMiddleware:
                 await send({"type": "websocket.close", "code": 1009})
                 return
             message = f"The request headers are over the limit of {MAX_HEADER_COUNT} fields or {MAX_HEADER_BYTES} bytes"
+            # In Serve's proxy no app has set the id yet: the proxy's own stamp is in the headers.
+            scope = {**scope, REQUEST_ID_KEY: scope.get(REQUEST_ID_KEY) or incoming_request_id(scope) or ""}
             details = {"max_header_fields": MAX_HEADER_COUNT, "max_header_bytes": MAX_HEADER_BYTES}
-            response = error_response(scope, 431, message, code="request_header_fields_too_large", details=details)
+            response = error_response(
+                scope, 431, message, code="request_header_fields_too_large", details=details
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -5,17 +5,19 @@ Middleware, outermost first (all pure ASGI):
 1. ``RequestIdMiddleware``: gives the request its ``req_…`` id, sends ``X-Request-ID``, and is the
    last-resort 500 for the layers below. (With the development secrets, ``dev_guard`` then refuses
    connections that did not arrive on loopback.)
-2. ``TrailingSlashMiddleware``: ``/x/`` is routed as ``/x``, before anything reads the path.
-3. ``BodyLimitMiddleware``: 413 for a body over its limit, from Content-Length before reading, or
+2. ``HeaderLimitMiddleware``: 431 for more than 100 header fields or 32 KiB of headers
+   (``callcov.header_limit``; under Serve the proxy refuses them first).
+3. ``TrailingSlashMiddleware``: ``/x/`` is routed as ``/x``, before anything reads the path.
+4. ``BodyLimitMiddleware``: 413 for a body over its limit, from Content-Length before reading, or
    while a chunked body streams in (``callcov.body_limit``).
-4. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
+5. ``AuthenticationMiddleware``: reads the credential (and verifies a JWT) once and keeps the
    ``Caller`` on the request; its one database lookup runs when a layer below first needs it.
-5. ``RateLimitMiddleware``: counts the request against the caller's valid key, user, or else its
+6. ``RateLimitMiddleware``: counts the request against the caller's valid key, user, or else its
    client address (and the caller's plan, when per-plan limits are set); a 429 stops here, before
    idempotency, and so does the 401 of a request carrying an invalid credential.
-6. ``IdempotencyMiddleware``: replays or refuses POSTs with an ``Idempotency-Key``, scoped to the
+7. ``IdempotencyMiddleware``: replays or refuses POSTs with an ``Idempotency-Key``, scoped to the
    caller's account and mode.
-7. ``InternalErrorMiddleware``: turns an unhandled error into the 500 body *inside* the layers above,
+8. ``InternalErrorMiddleware``: turns an unhandled error into the 500 body *inside* the layers above,
    so idempotency releases its key and the rate-limit headers are still sent.
 
 Routes then get the principal from the ``Caller`` (``callcov.auth.deps``).
@@ -40,6 +42,7 @@ from callcov.db import create_engine, create_sessionmaker
 from callcov.dev_guard import loopback_guard
 from callcov.emails.sender import build_sender
 from callcov.errors import install_error_handlers
+from callcov.header_limit import HeaderLimitMiddleware
 from callcov.health import build_health_router
 from callcov.idempotency.middleware import IdempotencyMiddleware
 from callcov.kit import metrics
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware=[
             Middleware(RequestIdMiddleware),
             *loopback_guard(settings),
+            Middleware(HeaderLimitMiddleware),
             Middleware(TrailingSlashMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware),

@@ -69,9 +69,26 @@ async def test_without_a_key_every_internal_request_is_refused() -> None:
 def test_the_proxy_installs_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLCOV_INFERENCE__LLM_API_KEY", "internal-key")
     names = [m.cls.__name__ for m in proxy_middlewares()]
-    assert names == ["ProxyRequestIdMiddleware", "InternalRouteGuard"]
+    assert names == ["ProxyRequestIdMiddleware", "HeaderLimitMiddleware", "InternalRouteGuard"]
 
 
 def test_doubled_slashes_do_not_slip_past() -> None:
     guard = InternalRouteGuard(ok, prefixes=("/llm/",), key="k")
     assert guard._internal("//llm/v1/models") and guard._internal("/llm") and not guard._internal("/api/llm")
+
+
+@pytest.mark.asyncio
+async def test_the_proxy_refuses_huge_headers_with_its_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 12, reliability suite): a 1 MiB header used to reach the routes with 200."""
+    monkeypatch.setenv("CALLCOV_INFERENCE__LLM_API_KEY", "internal-key")
+    app = ok
+    for middleware in reversed(proxy_middlewares()):
+        app = middleware.cls(app, *middleware.args, **middleware.kwargs)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy.test") as c:
+        response = await c.get("/api/v1/billing/tiers", headers={"X-Big": "a" * (1 << 20)})
+        fine = await c.get("/api/v1/billing/tiers", headers={"X-Small": "a" * 1000})
+    assert response.status_code == 431
+    body = response.json()["error"]
+    assert body["code"] == "request_header_fields_too_large"
+    assert body["request_id"] == response.headers["x-request-id"] and body["request_id"].startswith("req_")
+    assert fine.status_code == 200
