@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from callcov.auth.passwords import Password
 from callcov.auth.schemas import PhoneNumber
@@ -35,6 +35,17 @@ class UserPublic(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    # An update that changes nothing is refused (400 "No fields to update", CONTRACT.md): the schema
+    # says so, one of the three fields must be given, and not as null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("email", "phone_number", "password")
+            ]
+        }
+    )
+
     email: EmailStr | None = None
     phone_number: PhoneNumber | None = None
     password: Password | None = None
