@@ -38,6 +38,8 @@ KEY = secrets.token_urlsafe(24)
 def cpu_stand_ins(config: dict[str, Any]) -> dict[str, Any]:
     """The GPU config with each model app swapped for its CPU stand-in, sized for 2 cores."""
     config = copy.deepcopy(config)
+    # Loopback: the tests' development secrets are refused on any other address (issue 12).
+    config["http_options"]["host"] = "127.0.0.1"
     apps = {app["name"]: app for app in config["applications"]}
     model = apps["llm"]["args"]["model_id"]
     apps["llm"]["import_path"] = "deployments.llm:build_cpu_app"

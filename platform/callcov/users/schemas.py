@@ -35,14 +35,16 @@ class UserPublic(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    # An update that changes nothing is refused (400 "No fields to update", CONTRACT.md): the schema
-    # says so, one of the three fields must be given, and not as null.
+    # The schema states the refusals that depend on the request alone: an update that changes nothing
+    # (400 "No fields to update", CONTRACT.md: one of the three fields, not null), and a new email or
+    # password without the current password (400 current_password_required).
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
                 {"required": [name], "properties": {name: {"type": "string"}}}
                 for name in ("email", "phone_number", "password")
-            ]
+            ],
+            "dependentRequired": {"email": ["current_password"], "password": ["current_password"]},
         }
     )
 
