@@ -80,7 +80,7 @@ def test_installed_wheel_scores_a_stored_transcript(tmp_path: Path) -> None:
 
     assert str(venv) in out["package"], "scored with the checkout, not the installed wheel"
     results = out["results"]
-    assert results["rubric"] == {"id": "default", "version": "2"}
+    assert results["rubric"] == {"id": "default", "version": "3"}
     compliance = results["compliance"]
     assert compliance["identity_verification"]["verified"] is True
     assert compliance["mandatory_disclosures"]["matched_disclosures"] == ["call_recording_notice"]

@@ -28,7 +28,7 @@ class TestDefaultRubric:
         assert set(rubric.sensitive_data.types) == {"credit_card", "ssn", "account_number"}
 
     def test_latest_version_and_cache(self) -> None:
-        assert load_rubric() is load_rubric("default", "v2") is load_rubric(None) is load_rubric("default", 2)
+        assert load_rubric() is load_rubric("default", "v3") is load_rubric(None) is load_rubric("default", 3)
         assert load_rubric("default", 1).version == "1"  # earlier versions stay loadable, unchanged
 
     def test_schema_is_valid_and_accepts_a_good_answer(self) -> None:
@@ -74,7 +74,8 @@ class TestLoading:
 
     def test_override_directory_and_invalid_file(self, tmp_path: Path) -> None:
         shutil.copytree(resource_dir("rubrics") / "default", tmp_path / "custom")
-        (tmp_path / "custom" / "v2.yaml").unlink()
+        for extra in ("v2.yaml", "v3.yaml"):
+            (tmp_path / "custom" / extra).unlink()
         text = (tmp_path / "custom" / "v1.yaml").read_text()
         (tmp_path / "custom" / "v1.yaml").write_text(text.replace("id: default", "id: custom", 1))
         assert load_rubric("custom", directory=tmp_path).id == "custom"

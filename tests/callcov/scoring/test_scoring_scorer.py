@@ -53,7 +53,7 @@ class TestValidAnswer:
         result = await score(t, llm=llm, call_direction="outbound")
         assert_contract_shape(result, t)
         r = result.results
-        assert r["rubric"] == {"id": "default", "version": "2"}
+        assert r["rubric"] == {"id": "default", "version": "3"}
         assert r["quality"]["sentiment_analysis"]["sentiment_shift"] == "improved"
         assert r["quality"]["sentiment_analysis"]["source"] == "llm"
         assert r["quality"]["empathy"]["shown"] is True
