@@ -1,7 +1,8 @@
 """The analysis, in two pipelined stages, each its own job kind with its own runner and slots:
 
-1. ``analysis`` (transcription): transcribe the stored audio, then, in one transaction, finish this job
-   and enqueue the ``analysis.score`` job that carries the transcript. A call waiting for the LLM holds
+1. ``analysis`` (transcription): transcribe the stored audio, redact it (card numbers, SSNs and
+   accounts never reach the database), then, in one transaction, finish this job and enqueue the
+   ``analysis.score`` job that carries the transcript. A call waiting for the LLM holds
    no transcription slot, and a retried (or released) scoring never transcribes again.
 2. ``analysis.score`` (scoring): score the transcript, record the result once.
 
@@ -38,6 +39,7 @@ from callcov.inference.transcript import Transcript
 from callcov.kit import metrics
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
+from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
 from callcov.worker import queue
@@ -113,6 +115,7 @@ class AnalysisPipeline:
             message = "The recording could not be decoded for transcription."
             await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
             raise PermanentError(f"{analysis.id}: {exc}") from exc
+        transcript = redact_transcript(transcript)  # before anything is stored: PCI data never is
         elapsed_ms = round((time.monotonic() - started) * 1000)
         async with self.sessionmaker() as session:
             if not await queue.finish(session, job.id, job.locked_by or ""):
@@ -142,7 +145,7 @@ class AnalysisPipeline:
         if analysis is None:
             return
         started = time.monotonic()
-        transcript = Transcript.model_validate(job.payload["transcript"])
+        transcript = redact_transcript(Transcript.model_validate(job.payload["transcript"]))
         try:
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(

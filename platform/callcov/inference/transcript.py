@@ -30,6 +30,19 @@ class Segment(BaseModel):
     words: list[Word] = Field(default_factory=list)
 
 
+class Redaction(BaseModel):
+    """A span of the call whose words were replaced by a typed marker (``[CREDIT_CARD]``) in every
+    stored and sent copy. ``last4``: the last four digits, kept where a user needs them (cards, SSNs,
+    accounts); never more."""
+
+    type: str
+    start: float
+    end: float
+    speaker: Speaker
+    channel: int | None = None
+    last4: str | None = Field(default=None, pattern=r"^[0-9]{1,4}$")
+
+
 class Transcript(BaseModel):
     language: str
     duration_s: float
@@ -37,6 +50,8 @@ class Transcript(BaseModel):
     # How speakers were told apart: "channels" (stereo), "turns" (mono: pauses, voice features, roles).
     diarization: Literal["channels", "turns", "none"] = "none"
     model: str = ""
+    # What was redacted, in time order (see callcov.scoring.redaction).
+    redactions: list[Redaction] = Field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -49,4 +64,5 @@ class Transcript(BaseModel):
             "text": self.text,
             "language": self.language,
             "segments": [s.model_dump(exclude_none=True) for s in self.segments],
+            "redactions": [r.model_dump(exclude_none=True) for r in self.redactions],
         }

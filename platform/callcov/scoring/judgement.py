@@ -11,25 +11,23 @@ LLM's judgement at half confidence."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from callcov.scoring.evidence import verify_texts
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, LLMOutcome
+from callcov.scoring.redaction import scrub_text
 from callcov.scoring.rules import closing_matches, empathy_matches
 from callcov.scoring.text import norm_pieces
 from callcov.scoring.view import CallView, make_check
 
 SENTIMENT_ORDER = {"negative": 0, "neutral": 1, "positive": 2}
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-_NUMBER = re.compile(r"\d[\d\s\-.]{4,}\d")
 
 
 def scrub_numbers(text: str) -> str:
-    """Free text from the LLM never carries long digit runs (card numbers and the like)."""
-    return _NUMBER.sub(
-        lambda m: "[redacted]" if sum(c.isdigit() for c in m.group()) >= 6 else m.group(), text
-    )
+    """Free text from the LLM goes through the transcript's redaction (typed markers), and never
+    carries another run of 6 or more digits."""
+    return scrub_text(text)
 
 
 def llm_evidence(

@@ -22,7 +22,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^v?([0-9]{1,6})$")
 
 Priority = Literal["high", "medium", "low"]
-SensitiveType = Literal["credit_card", "ssn", "account_number"]
+SensitiveType = Literal["credit_card", "credit_card_cvv", "credit_card_expiration", "ssn", "account_number"]
 
 
 class RubricNotFound(LookupError):
@@ -126,6 +126,9 @@ class ProhibitedPhrase(_Model):
 
 
 class SensitiveRules(_Model):
+    """Which redacted types the check reports. The detection is the platform's (``scoring.pci``); the
+    other fields were the rules of v1 and v2, kept so that those files still load, and read by nothing."""
+
     types: list[SensitiveType] = ["credit_card", "ssn", "account_number"]
     card_min_digits: int = Field(13, ge=12)
     card_max_digits: int = Field(19, le=19)

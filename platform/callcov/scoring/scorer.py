@@ -20,6 +20,7 @@ from callcov.inference.ports import LLMClient
 from callcov.inference.transcript import Transcript
 from callcov.scoring import judgement, rules, sensitive, timing
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, JUDGEMENT_KEYS, LLMOutcome, LLMStatus, ask_llm
+from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import Rubric, load_rubric
 from callcov.scoring.summary import rule_summary
 from callcov.scoring.view import CallView, build_view, make_check
@@ -122,11 +123,12 @@ async def score(
     llm_attempts: int | None = None,
 ) -> ScoringResult:
     """Score ``transcript`` (default rubric when None). ``llm_attempts`` overrides the rubric's number
-    of tries for an invalid LLM answer. Raises InferenceError when the LLM backend fails transiently."""
+        of tries for an invalid LLM answer. The transcript is redacted first (a no-op when it already is), so
+    neither the checks nor the LLM ever see a card number. Raises InferenceError when the LLM backend fails transiently."""
     if level not in ("compliance", "full"):
         raise ValueError(f"unknown level {level!r}")
     rubric = rubric or load_rubric()
-    view = build_view(transcript, rubric, call_direction)
+    view = build_view(redact_transcript(transcript), rubric, call_direction)
     compliance = compliance_section(view)
     missing = list(compliance["mandatory_disclosures"]["missing_disclosures"])
     keys = _keys(view, level, missing)

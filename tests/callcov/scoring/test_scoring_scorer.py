@@ -281,4 +281,4 @@ class TestEdgeCases:
     async def test_llm_text_never_carries_long_numbers(self) -> None:
         answer = good_answer(summary="The customer read the card 4111 1111 1111 1111 aloud.")
         result = await score(compliant_call(), llm=ScriptedLLM(answer), call_direction="outbound")
-        assert result.results["summary"] == "The customer read the card [redacted] aloud."
+        assert result.results["summary"] == "The customer read the card [CREDIT_CARD] aloud."

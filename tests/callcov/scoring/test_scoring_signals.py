@@ -10,7 +10,8 @@ from scoring_factory import call, seg
 
 from callcov.inference.transcript import Transcript
 from callcov.scoring import load_rubric
-from callcov.scoring.sensitive import luhn_valid, redact, sensitive_data
+from callcov.scoring.redaction import redact_transcript
+from callcov.scoring.sensitive import luhn_valid, mask, sensitive_data
 from callcov.scoring.timing import interruptions, talk_metrics
 from callcov.scoring.view import build_view
 
@@ -20,7 +21,7 @@ def view_of(transcript: Transcript, direction: str | None = "outbound"):  # type
 
 
 def sensitive(*segments: Any) -> dict[str, Any]:
-    return sensitive_data(view_of(call(*segments)))
+    return sensitive_data(view_of(redact_transcript(call(*segments))))
 
 
 class TestLuhn:
@@ -35,9 +36,10 @@ class TestLuhn:
         assert not luhn_valid(number)
 
     def test_redaction(self) -> None:
-        assert redact("credit_card", "4111111111111111") == "**** **** **** 1111"
-        assert redact("ssn", "123456789") == "***-**-6789"
-        assert redact("account_number", "12345678") == "****5678"
+        assert mask("credit_card", "1111") == "**** **** **** 1111"
+        assert mask("ssn", "6789") == "***-**-6789"
+        assert mask("account_number", "5678") == "****5678"
+        assert mask("credit_card_cvv", None) == "***"
 
 
 class TestCards:
@@ -70,15 +72,11 @@ class TestCards:
         assert check["shared"] is False and check["instances"] == []
 
     def test_after_a_card_keyword_a_failed_checksum_still_counts(self) -> None:
-        """Rubric v2: the transcript lost a digit group (12 digits) or garbled one (bad checksum)."""
+        """The transcript lost a digit group (12 digits) or garbled one (bad checksum)."""
         for said in ("4242 4242 4242", "4111 1111 1111 1112"):
             check = sensitive(seg("customer", 0.0, f"My card number is {said}."))
             [instance] = check["instances"]
             assert instance["type"] == "credit_card" and instance["text"].endswith(said[-4:])
-        v1 = build_view(
-            call(seg("customer", 0.0, "My card number is 4242 4242 4242.")), load_rubric("default", 1), None
-        )
-        assert sensitive_data(v1)["shared"] is False  # v1 results never change
         short = sensitive(seg("customer", 0.0, "My card number ends in 4242 4242."))
         assert short["shared"] is False
 
