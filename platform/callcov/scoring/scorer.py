@@ -27,7 +27,7 @@ from callcov.scoring.view import CallView, build_view, make_check
 Level = Literal["compliance", "full"]
 NOT_IN_LEVEL = "not part of the 'compliance' analysis level"
 QUALITY_EMPTY: dict[str, dict[str, Any]] = {
-    "greeting": {"proper_greeting": None, "timestamp": None, "flagged": False},
+    "greeting": {"proper_greeting": None, "timestamp": None, "flagged": False, "match": None},
     "sentiment_analysis": dict.fromkeys(
         (
             "agent_sentiment",
@@ -128,7 +128,8 @@ async def score(
     rubric = rubric or load_rubric()
     view = build_view(transcript, rubric, call_direction)
     compliance = compliance_section(view)
-    missing = list(compliance["mandatory_disclosures"]["missing_disclosures"])
+    disclosures = compliance["mandatory_disclosures"]
+    missing = list(disclosures["missing_disclosures"] or disclosures.get("unchecked_disclosures", []))
     keys = _keys(view, level, missing)
     outcome = await ask_llm(view, llm, keys, missing, attempts=llm_attempts)
     compliance["mandatory_disclosures"] = judgement.apply_paraphrases(
