@@ -83,15 +83,17 @@ def sounds_like(token: str, word: str) -> bool:
     return token != word and token[:1] == word[:1] and sound_key(token) == sound_key(word)
 
 
+@functools.lru_cache(maxsize=65536)
+def _candidate(token: str, vocab: frozenset[str]) -> str | None:
+    """The vocabulary word ``token`` may stand for: a slip first, else a sound-alike (None: neither)."""
+    if token in vocab or not token.isalpha():
+        return None
+    best = sorted(w for w in vocab if slip(token, w)) or sorted(w for w in vocab if sounds_like(token, w))
+    return best[0] if best else None
+
+
 def _candidates(tokens: list[str], vocab: frozenset[str]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for i, tok in enumerate(tokens):
-        if tok in vocab or not tok.isalpha():
-            continue
-        best = sorted(w for w in vocab if slip(tok, w)) or sorted(w for w in vocab if sounds_like(tok, w))
-        if best:
-            out[i] = best[0]
-    return out
+    return {i: w for i, tok in enumerate(tokens) if (w := _candidate(tok, vocab)) is not None}
 
 
 def _accepted(tokens: list[str], fixed: dict[int, str], first: int, last: int, tol: Tolerance) -> bool:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from callcov.scoring.combine import PRIORITY_ORDER, SENTIMENT_ORDER
 from callcov.scoring.evidence import verify_texts
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, LLMOutcome
 from callcov.scoring.rules import closing_matches, empathy_matches, match_kind
 from callcov.scoring.text import norm_pieces
 from callcov.scoring.view import CallView, make_check
 
-SENTIMENT_ORDER = {"negative": 0, "neutral": 1, "positive": 2}
-PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 _NUMBER = re.compile(r"\d[\d\s\-.]{4,}\d")
 
 
