@@ -1,5 +1,5 @@
-"""Long calls judged in parts (rubric ``llm.chunking``): the transcript, one line per turn, is cut at
-line boundaries into parts of at most ``max_transcript_chars``, each starting ``overlap_turns`` lines
+"""Long calls judged in parts (rubric ``llm.chunking``): the transcript, one line per segment, is cut
+at line boundaries, where the speaker changes when that keeps a part at least half full, into parts of at most ``max_transcript_chars``, each starting ``overlap_turns`` lines
 before the previous part ended (so that an exchange cut in two is seen whole once). At most
 ``max_chunks`` parts are asked: when more would be needed, the first and the last are kept with parts
 evenly spaced between them, and each part's header says how many turns were left out before it. Each
@@ -49,7 +49,7 @@ def render_head_tail(lines: list[str], max_chars: int) -> str:
     return "\n".join([*head, OMITTED.format(n=len(lines) - len(head) - len(tail)), *tail])
 
 
-def _spans(lines: list[str], budget: int, overlap: int) -> list[tuple[int, int]]:
+def _spans(lines: list[str], speakers: list[str], budget: int, overlap: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     while start < len(lines):
@@ -57,6 +57,11 @@ def _spans(lines: list[str], budget: int, overlap: int) -> list[tuple[int, int]]
         while end < len(lines) and (end == start or used + len(lines[end]) + 1 <= budget):
             used += len(lines[end]) + 1
             end += 1
+        turn_end = end  # prefer to cut where the speaker changes, if the part stays at least half full
+        while end < len(lines) and turn_end > start + 1 and speakers[turn_end] == speakers[turn_end - 1]:
+            turn_end -= 1
+        if sum(len(x) + 1 for x in lines[start:turn_end]) >= budget // 2:
+            end = turn_end
         spans.append((start, end - 1))
         if end >= len(lines):
             break
@@ -71,14 +76,18 @@ def _evenly(spans: list[tuple[int, int]], keep: int) -> list[tuple[int, int]]:
     return [spans[i] for i in picks]
 
 
-def split_parts(lines: list[str], max_chars: int, overlap: int, max_chunks: int) -> list[Part]:
-    """The parts to ask about (one part, without a header, when the transcript fits)."""
+def split_parts(
+    lines: list[str], max_chars: int, overlap: int, max_chunks: int, speakers: list[str] | None = None
+) -> list[Part]:
+    """The parts to ask about (one part, without a header, when the transcript fits). ``speakers`` (one
+    label per line) lets a part end where the speaker changes rather than inside a turn."""
     if sum(len(line) + 1 for line in lines) <= max_chars:
         return [Part(0, len(lines) - 1, "\n".join(lines))]
     header_room = 200
     budget = max(max_chars - header_room, 100)
     clipped = [line[:budget] for line in lines]
-    spans = _evenly(_spans(clipped, budget, overlap), max_chunks)
+    labels = speakers if speakers is not None else [str(i) for i in range(len(lines))]
+    spans = _evenly(_spans(clipped, labels, budget, overlap), max_chunks)
     parts: list[Part] = []
     previous_last = -1
     for k, (first, last) in enumerate(spans, start=1):

@@ -96,7 +96,7 @@ def _foreign_paraphrases(view: CallView, check: dict[str, Any], outcome: LLMOutc
 
 def apply_paraphrases(view: CallView, check: dict[str, Any], outcome: LLMOutcome) -> dict[str, Any]:
     """Moves disclosures the LLM found in other words (with a verified agent quote) to matched."""
-    if check["status"] == "not_applicable" and check.get("unchecked_disclosures"):
+    if check["status"] == "not_applicable" and check["unchecked_disclosures"]:
         return _foreign_paraphrases(view, check, outcome)
     if check["status"] != "evaluated" or not check["missing_disclosures"]:
         return check

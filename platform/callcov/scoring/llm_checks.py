@@ -94,7 +94,9 @@ def transcript_parts(view: CallView) -> list[str]:
     if rules.chunking is None:
         return [render_head_tail(lines, rules.max_transcript_chars)]
     c = rules.chunking
-    return [p.text for p in split_parts(lines, rules.max_transcript_chars, c.overlap_turns, c.max_chunks)]
+    speakers = [s.speaker for s in view.segments]
+    parts = split_parts(lines, rules.max_transcript_chars, c.overlap_turns, c.max_chunks, speakers)
+    return [p.text for p in parts]
 
 
 def build_messages(

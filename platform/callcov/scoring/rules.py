@@ -184,27 +184,33 @@ def mandatory_disclosures(view: CallView) -> dict[str, Any]:
     applicable = [d for d in view.rubric.disclosures if disclosure_applies(view, d)]
     not_applicable = [d.id for d in view.rubric.disclosures if d not in applicable]
     empty = {"read": None, "matched_disclosures": [], "missing_disclosures": [], "match": None}
-    extra = {"not_applicable_disclosures": not_applicable, "matched_by": {}}
+    extra: dict[str, Any] = {
+        "not_applicable_disclosures": not_applicable,
+        "matched_by": {},
+        "approximate_disclosures": [],
+        "unchecked_disclosures": [],
+    }
     if not applicable:
         reason = "no mandatory disclosure applies to this call"
         return make_check("not_applicable", reason=reason, **extra, **empty)
     if not view.agent_turns():
         return _no_agent(**extra, **empty)
     if (reason := view.language_reason()) is not None:
-        unchecked = [d.id for d in applicable]
-        return make_check("not_applicable", reason=reason, unchecked_disclosures=unchecked, **extra, **empty)
-    found = {d.id: first_match(view.texts_of(view.agent), d.patterns, tol=view.tolerance("disclosures"))
-             for d in applicable}  # fmt: skip
+        extra["unchecked_disclosures"] = [d.id for d in applicable]
+        return make_check("not_applicable", reason=reason, **extra, **empty)
+    tol = view.tolerance("disclosures")
+    found = {d.id: first_match(view.texts_of(view.agent), d.patterns, tol=tol) for d in applicable}
     matched = [i for i, m in found.items() if m is not None]
     missing = [i for i, m in found.items() if m is None]
     hits = [m for m in found.values() if m is not None]
+    extra["matched_by"] = dict.fromkeys(matched, "rule")
+    extra["approximate_disclosures"] = [i for i, m in found.items() if m is not None and m.approximate]
     return make_check(
         read=not missing,
         matched_disclosures=matched,
         missing_disclosures=missing,
         match=match_kind(hits),
-        approximate_disclosures=[i for i, m in found.items() if m is not None and m.approximate],
-        **extra | {"matched_by": dict.fromkeys(matched, "rule")},
+        **extra,
         evidence=[m.span.evidence() for m in hits],
         confidence=view.rule_confidence(
             [m.span for m in hits], found=not missing, approximate=any(m.approximate for m in hits)

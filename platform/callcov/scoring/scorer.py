@@ -129,7 +129,7 @@ async def score(
     view = build_view(transcript, rubric, call_direction)
     compliance = compliance_section(view)
     disclosures = compliance["mandatory_disclosures"]
-    missing = list(disclosures["missing_disclosures"] or disclosures.get("unchecked_disclosures", []))
+    missing = list(disclosures["missing_disclosures"] or disclosures["unchecked_disclosures"])
     keys = _keys(view, level, missing)
     outcome = await ask_llm(view, llm, keys, missing, attempts=llm_attempts)
     compliance["mandatory_disclosures"] = judgement.apply_paraphrases(

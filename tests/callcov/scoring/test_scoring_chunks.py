@@ -204,6 +204,14 @@ class TestPieces:
         assert all(len(p.text) <= 1000 for p in parts)
         assert split_parts(lines[:3], 1000, 2, 4)[0].text == "\n".join(lines[:3])  # fits: no header
 
+    def test_parts_end_where_the_speaker_changes(self) -> None:
+        lines = [f"[{i}.0-{i}.5] Agent: " + "word " * 20 for i in range(40)]
+        speakers = ["agent" if (i // 3) % 2 == 0 else "customer" for i in range(40)]  # turns of 3 lines
+        parts = split_parts(lines, max_chars=1000, overlap=0, max_chunks=50, speakers=speakers)
+        assert len(parts) > 2
+        for p in parts[:-1]:
+            assert speakers[p.last] != speakers[p.last + 1]
+
     def test_combine_keeps_the_schema(self) -> None:
         rubric = load_rubric()
         llm = PartReadingLLM()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from scoring_factory import call, seg
 
 from callcov.inference.transcript import Transcript
 from callcov.scoring import load_rubric
 from callcov.scoring.fuzzy import Tolerance, sound_key, tolerant_matches
-from callcov.scoring.rubric import compile_pattern
+from callcov.scoring.rubric import Rubric, compile_pattern
 from callcov.scoring.scorer import compliance_section
 from callcov.scoring.text import segment_text
 from callcov.scoring.view import build_view
@@ -148,6 +149,15 @@ class TestMatcher:
         st = segment_text(seg("agent", 0.0, "my nam is Jon"), 0)
         [m] = tolerant_matches(st, compile_pattern("my name is (?P<name>[a-z]+)"), Tolerance(1, 3))
         assert m.groups == {"name": "jon"} and m.span.quote == "my nam is Jon"
+
+    @pytest.mark.parametrize(
+        "setting", [{"min_words": 1}, {"max_word_errors": -1}, {"sections": ["sensitive_data"]}, {"x": 1}]
+    )
+    def test_setting_is_validated(self, setting: dict[str, Any]) -> None:
+        data = load_rubric().model_dump(by_alias=True)
+        with pytest.raises(ValidationError):
+            Rubric.model_validate({**data, "phrase_matching": setting})
+        assert Rubric.model_validate({**data, "phrase_matching": {"sections": ["disclosures"]}})
 
     def test_v2_is_exact(self) -> None:
         assert load_rubric("default", "2").phrase_matching is None
