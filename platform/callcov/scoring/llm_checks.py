@@ -171,14 +171,16 @@ async def _ask(
 
 
 async def _merged_summary(
-    view: CallView, llm: LLMClient, summaries: list[str], outcome: LLMOutcome
+    view: CallView, llm: LLMClient, summaries: list[str], tries: int, outcome: LLMOutcome
 ) -> str | None:
-    """One more request: a summary of the whole call from the parts' summaries (None: no valid one)."""
+    """One more request: a summary of the whole call from the parts' summaries (None: no valid one).
+    The prompt's version is added to ``outcome.prompt_version`` ("scoring/v1+summary/v1")."""
     rules = view.rubric.llm
     ref = rules.chunking.summary_prompt if rules.chunking else None
     if ref is None:
         return None
     prompt = load_prompt(ref.name, ref.version)
+    outcome.prompt_version = f"{outcome.prompt_version}+{prompt.name}/v{prompt.version}"
     summary_schema = rules.json_schema["properties"]["summary"]
     schema = {"type": "object", "additionalProperties": False, "required": ["summary"],
               "properties": {"summary": summary_schema}}  # fmt: skip
@@ -190,7 +192,7 @@ async def _merged_summary(
         summaries="\n".join(f"{k}. {s.strip()}" for k, s in enumerate(summaries, start=1)),
     )
     probe = LLMOutcome("degraded")
-    answer = await _ask(llm, messages, schema, rules.attempts, rules.max_tokens, probe)
+    answer = await _ask(llm, messages, schema, tries, rules.max_tokens, probe)
     outcome.attempts += probe.attempts
     outcome.errors.extend(f"summary of the parts: {e}" for e in probe.errors)
     return None if answer is None else str(answer["summary"])
@@ -218,9 +220,10 @@ async def ask_llm(
     texts = transcript_parts(view)
     outcome = LLMOutcome("degraded", tuple(keys), model=getattr(llm, "model", None), chunks=len(texts))
     answers = []
+    tries = attempts or rules.attempts
     for k, text in enumerate(texts, start=1):
         messages, outcome.prompt_version = build_messages(view, keys, missing_disclosures, schema, text)
-        answer = await _ask(llm, messages, schema, attempts or rules.attempts, rules.max_tokens, outcome)
+        answer = await _ask(llm, messages, schema, tries, rules.max_tokens, outcome)
         if answer is None:
             if len(texts) > 1:
                 outcome.error = f"part {k} of {len(texts)}: {outcome.error}"
@@ -228,7 +231,7 @@ async def ask_llm(
         answers.append(answer)
     answer = answers[0] if len(answers) == 1 else combine(answers, schema)
     if len(answers) > 1 and "summary" in keys:
-        merged = await _merged_summary(view, llm, [a["summary"] for a in answers], outcome)
+        merged = await _merged_summary(view, llm, [a["summary"] for a in answers], tries, outcome)
         answer["summary"] = merged or answer["summary"]
     outcome.status, outcome.answer, outcome.error = "ok", answer, None
     return outcome

@@ -51,7 +51,7 @@ class ScoringResult(BaseModel):
     level: Level
     rubric_id: str
     rubric_version: str
-    prompt_version: str | None  # "scoring/v1" when the LLM was asked
+    prompt_version: str | None  # "scoring/v1" when the LLM was asked ("scoring/v1+summary/v1": in parts)
     llm_model: str | None
     llm_status: LLMStatus  # ok | degraded | skipped (not asked) | not_configured
     llm_degraded: bool  # the LLM was needed but gave no valid answer: rule fallbacks were used

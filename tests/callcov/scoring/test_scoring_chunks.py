@@ -137,6 +137,7 @@ class TestLongCall:
         assert sum(REFUND in p for p in parts) >= 1 and sum(OPENING in p for p in parts) == 1
         r = result.results
         assert result.llm_status == "ok" and r["evaluation"]["chunks"] == len(parts)
+        assert result.prompt_version == "scoring/v1+summary/v1"
         structure = r["quality"]["call_structure"]
         assert (structure["opening"], structure["resolution"], structure["closing"]) == (True, True, True)
         assert structure["evidence"][0]["quote"] == "I have refunded the duplicate charge"
