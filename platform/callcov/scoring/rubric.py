@@ -8,7 +8,7 @@ import functools
 import re
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -153,15 +153,6 @@ class SensitiveRules(_Model):
     card_keywords: list[str] = []
 
 
-class PhraseMatching(_Model):
-    """Tolerance for words misheard by the recogniser (``scoring/fuzzy.py``); absent: exact only."""
-
-    max_word_errors: int = Field(1, ge=0, le=3)
-    min_words: int = Field(3, ge=2)  # a match of fewer words must be exact; one error per min_words
-    confidence_factor: float = Field(0.85, ge=0, le=1)  # applied to a result resting on a tolerant match
-    sections: list[PhraseSection] = list(PhraseSection.__args__)  # type: ignore[attr-defined]
-
-
 class GreetingRules(PatternList):
     window_s: float = Field(20, gt=0)
 
@@ -192,6 +183,15 @@ class Recommendation(_Model):
 class CoachingRules(_Model):
     max_recommendations: int = Field(6, ge=1)
     rule_recommendations: dict[str, Recommendation] = Field(default_factory=dict)
+
+
+class PhraseMatching(_Model):
+    """Tolerance for words misheard by the recogniser (``scoring/fuzzy.py``); absent: exact only."""
+
+    max_word_errors: int = Field(1, ge=0, le=3)
+    min_words: int = Field(3, ge=2)  # a match of fewer words must be exact; one error per min_words
+    confidence_factor: float = Field(0.85, ge=0, le=1)  # applied to a result resting on a tolerant match
+    sections: list[PhraseSection] = list(get_args(PhraseSection))
 
 
 class PromptRef(_Model):
