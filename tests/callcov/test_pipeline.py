@@ -193,13 +193,17 @@ async def evaluation_of(app: FastAPI, client: httpx.AsyncClient, key: str, analy
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        (good_answer(), {"llm": "evaluated", "model": "scripted-test-llm", "attempts": 1, "reason": None}),
+        (
+            good_answer(),
+            {"llm": "evaluated", "model": "scripted-test-llm", "attempts": 1, "chunks": 1, "reason": None},
+        ),
         (
             LLMOutputInvalid("prose, not JSON"),
             {
                 "llm": "degraded",
                 "model": "scripted-test-llm",
                 "attempts": 2,
+                "chunks": 1,
                 "reason": "LLM answer invalid after 2 attempt(s): invalid output: prose, not JSON",
             },
         ),
@@ -209,6 +213,7 @@ async def evaluation_of(app: FastAPI, client: httpx.AsyncClient, key: str, analy
                 "llm": "degraded",
                 "model": "scripted-test-llm",
                 "attempts": 1,
+                "chunks": 1,
                 "reason": "rejected by the LLM endpoint: prompt over the context",
             },
         ),
@@ -231,7 +236,13 @@ async def test_without_an_llm_the_analysis_says_so(
 ) -> None:
     key, analysis_id = await full_analysis(client, app, signed_up)
     await runner_for(app, FakeTranscriber()).drain()
-    expected = {"llm": "not_configured", "model": None, "attempts": 0, "reason": "no LLM configured"}
+    expected = {
+        "llm": "not_configured",
+        "model": None,
+        "attempts": 0,
+        "chunks": 0,
+        "reason": "no LLM configured",
+    }
     assert await evaluation_of(app, client, key, analysis_id) == expected
 
 

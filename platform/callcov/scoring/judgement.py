@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from callcov.scoring.combine import PRIORITY_ORDER, SENTIMENT_ORDER
 from callcov.scoring.evidence import verify_texts
 from callcov.scoring.llm_checks import DISCLOSURE_KEY, LLMOutcome
 from callcov.scoring.redaction import scrub_text
-from callcov.scoring.rules import closing_matches, empathy_matches
+from callcov.scoring.rules import closing_matches, empathy_matches, match_kind
 from callcov.scoring.text import norm_pieces
 from callcov.scoring.view import CallView, make_check
-
-SENTIMENT_ORDER = {"negative": 0, "neutral": 1, "positive": 2}
-PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
 def scrub_numbers(text: str) -> str:
@@ -51,30 +49,61 @@ def llm_confidence(view: CallView, claimed: int, kept: int) -> float:
     return base * (0.5 + 0.5 * kept / claimed) if claimed else base
 
 
+def _paraphrased(
+    view: CallView, candidates: list[str], outcome: LLMOutcome
+) -> dict[str, list[dict[str, Any]]]:
+    """The candidate disclosures the LLM found in other words, each with its verified agent quote."""
+    items = outcome.part(DISCLOSURE_KEY)
+    if not items or view.agent is None:
+        return {}
+    minimum = view.rubric.llm.paraphrase_min_words
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        ident = item.get("id")
+        if (
+            ident not in candidates
+            or ident in found
+            or len(norm_pieces(str(item.get("quote", "")))) < minimum
+        ):
+            continue
+        evidence = verify_texts(view.segments, view.texts, [{**item, "speaker": view.agent}])
+        if evidence:
+            found[ident] = evidence
+    return found
+
+
+def _foreign_paraphrases(view: CallView, check: dict[str, Any], outcome: LLMOutcome) -> dict[str, Any]:
+    """A call in a language the rubric does not cover: only the LLM can find a disclosure. What it finds
+    (with a verified quote) is reported; when it finds every applicable one the check is evaluated, else
+    it stays not_applicable: absence is never reported from a language the patterns do not cover."""
+    if outcome.status in ("degraded", "not_configured"):
+        check["reason"] = f"{check['reason']}; {outcome.reason}: disclosures in other words not checked"
+    found = _paraphrased(view, check["unchecked_disclosures"], outcome)
+    for ident, evidence in found.items():
+        check["unchecked_disclosures"].remove(ident)
+        check["matched_disclosures"].append(ident)
+        check["matched_by"][ident] = "llm"
+        check["evidence"].extend(evidence)
+        check["source"] = "llm"
+        check["confidence"] = round(llm_confidence(view, 1, 1), 2)
+    if found and not check["unchecked_disclosures"]:
+        check.update(status="evaluated", read=True, reason=None)
+    return check
+
+
 def apply_paraphrases(view: CallView, check: dict[str, Any], outcome: LLMOutcome) -> dict[str, Any]:
     """Moves disclosures the LLM found in other words (with a verified agent quote) to matched."""
+    if check["status"] == "not_applicable" and check["unchecked_disclosures"]:
+        return _foreign_paraphrases(view, check, outcome)
     if check["status"] != "evaluated" or not check["missing_disclosures"]:
         return check
     if outcome.status in ("degraded", "not_configured"):
         check["reason"] = f"{outcome.reason}: paraphrases not checked, phrase patterns only"
-    items = outcome.part(DISCLOSURE_KEY)
-    if not items or view.agent is None:
-        return check
-    minimum = view.rubric.llm.paraphrase_min_words
-    for item in items:
-        ident = item.get("id")
-        if (
-            ident not in check["missing_disclosures"]
-            or len(norm_pieces(str(item.get("quote", "")))) < minimum
-        ):
-            continue
-        found = verify_texts(view.segments, view.texts, [{**item, "speaker": view.agent}])
-        if not found:
-            continue
+    for ident, evidence in _paraphrased(view, check["missing_disclosures"], outcome).items():
         check["missing_disclosures"].remove(ident)
         check["matched_disclosures"].append(ident)
         check["matched_by"][ident] = "llm"
-        check["evidence"].extend(found)
+        check["evidence"].extend(evidence)
         check["source"] = "llm"
     if check["source"] == "llm":
         check["read"] = not check["missing_disclosures"]
@@ -105,17 +134,28 @@ def sentiment_analysis(view: CallView, outcome: LLMOutcome) -> dict[str, Any]:
 
 
 def empathy(view: CallView, outcome: LLMOutcome) -> dict[str, Any]:
+    """The LLM's judgement; without one, the rule phrase match (not_applicable in a language the rubric
+    does not cover). Rule quotes merged into the LLM's evidence are exact matches only."""
     if not view.agent_turns():
         return make_check("not_applicable", shown=None, reason="no agent speech in the call")
-    rule_spans = [m.span for m in empathy_matches(view)]
+    language = view.language_reason()
+    matches = [] if language else empathy_matches(view)
     part = outcome.part("empathy")
     if part is None:
+        if language:
+            return make_check(
+                "not_applicable", shown=None, match=None, reason=f"{outcome.reason}; {language}"
+            )
+        spans = [m.span for m in matches]
+        approximate = any(m.approximate for m in matches[:5])
         return make_check(
-            shown=bool(rule_spans),
-            evidence=[s.evidence() for s in rule_spans[:5]],
-            confidence=view.rule_confidence(rule_spans, found=bool(rule_spans)) * 0.8,
+            shown=bool(spans),
+            match=match_kind(matches[:5]),
+            evidence=[s.evidence() for s in spans[:5]],
+            confidence=view.rule_confidence(spans, found=bool(spans), approximate=approximate) * 0.8,
             reason=f"{outcome.reason}: rule-based phrase match only",
         )
+    rule_spans = [m.span for m in matches if not m.approximate]
     evidence, claimed = llm_evidence(view, part.get("evidence"), roles=("agent",))
     kept = len(evidence)
     if part["shown"]:
@@ -131,24 +171,34 @@ def empathy(view: CallView, outcome: LLMOutcome) -> dict[str, Any]:
     )
 
 
+def _rule_structure(view: CallView, outcome: LLMOutcome, greeting: dict[str, Any]) -> dict[str, Any]:
+    """call_structure without the LLM: opening from the greeting rule, closing from closing phrases."""
+    fields = {"opening": None, "resolution": None, "closing": None, "flagged": False}
+    if (language := view.language_reason()) is not None:
+        return make_check("not_applicable", reason=f"{outcome.reason}; {language}", match=None, **fields)
+    closing = closing_matches(view)
+    opening = bool(greeting.get("proper_greeting"))
+    spans = [m.span for m in closing[:2]]
+    approximate = any(m.approximate for m in closing[:2]) or greeting.get("match") == "approximate"
+    return make_check(
+        opening=opening,
+        resolution=None,
+        closing=bool(closing),
+        flagged=not (opening and closing),
+        match=("approximate" if approximate else "exact") if opening or closing else None,
+        evidence=[*greeting.get("evidence", []), *(s.evidence() for s in spans)],
+        confidence=view.rule_confidence(spans, found=bool(closing), approximate=approximate) * 0.8,
+        reason=f"{outcome.reason}: opening and closing from rules, resolution not judged",
+    )
+
+
 def call_structure(view: CallView, outcome: LLMOutcome, greeting: dict[str, Any]) -> dict[str, Any]:
     if not view.agent_turns():
         fields = {"opening": None, "resolution": None, "closing": None, "flagged": False}
         return make_check("not_applicable", reason="no agent speech in the call", **fields)
     part = outcome.part("call_structure")
     if part is None:
-        closing = closing_matches(view)
-        opening = bool(greeting.get("proper_greeting"))
-        spans = [m.span for m in closing[:2]]
-        return make_check(
-            opening=opening,
-            resolution=None,
-            closing=bool(closing),
-            flagged=not (opening and closing),
-            evidence=[*greeting.get("evidence", []), *(s.evidence() for s in spans)],
-            confidence=view.rule_confidence(spans, found=bool(closing)) * 0.8,
-            reason=f"{outcome.reason}: opening and closing from rules, resolution not judged",
-        )
+        return _rule_structure(view, outcome, greeting)
     evidence, claimed = llm_evidence(view, part.get("evidence"))
     flags = (bool(part["opening"]), bool(part["resolution"]), bool(part["closing"]))
     return make_check(

@@ -8,7 +8,7 @@ import functools
 import re
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -23,6 +23,18 @@ _VERSION = re.compile(r"^v?([0-9]{1,6})$")
 
 Priority = Literal["high", "medium", "low"]
 SensitiveType = Literal["credit_card", "credit_card_cvv", "credit_card_expiration", "ssn", "account_number"]
+PhraseSection = Literal[
+    "identity", "disclosures", "purpose", "prohibited_phrases", "greeting", "closing", "empathy"
+]
+# ISO 639-1: the codes a rubric may name in ``languages`` (Whisper reports these for its languages).
+ISO_639_1 = frozenset(
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de "
+    "dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id "
+    "ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu "
+    "lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu "
+    "rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr "
+    "ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu".split()
+)
 
 
 class RubricNotFound(LookupError):
@@ -176,9 +188,26 @@ class CoachingRules(_Model):
     rule_recommendations: dict[str, Recommendation] = Field(default_factory=dict)
 
 
+class PhraseMatching(_Model):
+    """Tolerance for words misheard by the recogniser (``scoring/fuzzy.py``); absent: exact only."""
+
+    max_word_errors: int = Field(1, ge=0, le=3)
+    min_words: int = Field(3, ge=2)  # a match of fewer words must be exact; one error per min_words
+    confidence_factor: float = Field(0.85, ge=0, le=1)  # applied to a result resting on a tolerant match
+    sections: list[PhraseSection] = list(get_args(PhraseSection))
+
+
 class PromptRef(_Model):
     name: str
     version: str
+
+
+class LLMChunking(_Model):
+    """A transcript longer than ``max_transcript_chars`` is judged in chunks (``scoring/chunks.py``)."""
+
+    max_chunks: int = Field(4, ge=2, le=12)
+    overlap_turns: int = Field(2, ge=0, le=10)
+    summary_prompt: PromptRef | None = None  # one more call to merge the chunk summaries; None: joined
 
 
 class LLMRules(_Model):
@@ -188,6 +217,7 @@ class LLMRules(_Model):
     confidence: float = Field(0.7, ge=0, le=1)
     max_transcript_chars: int = Field(12000, ge=500)
     paraphrase_min_words: int = Field(4, ge=1)
+    chunking: LLMChunking | None = None  # None: a long transcript keeps its beginning and end only
     tasks: dict[str, str]
     json_schema: dict[str, Any] = Field(alias="schema")
 
@@ -208,6 +238,7 @@ class Rubric(_Model):
     version: str
     name: str
     description: str = ""
+    languages: list[str] | None = Field(None, min_length=1)  # ISO 639-1; None: phrase checks in any language
     points: list[Point]
     confidence: ConfidenceRules = ConfidenceRules()
     roles: RolesRules = RolesRules()
@@ -222,7 +253,16 @@ class Rubric(_Model):
     interruptions: InterruptionRules = InterruptionRules()
     talk_metrics: TalkRules = TalkRules()
     coaching: CoachingRules = CoachingRules()
+    phrase_matching: PhraseMatching | None = None
     llm: LLMRules
+
+    @field_validator("languages")
+    @classmethod
+    def _iso_codes(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            if code not in ISO_639_1:
+                raise ValueError(f"languages: {code!r} is not a lower-case ISO 639-1 code")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:

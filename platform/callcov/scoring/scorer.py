@@ -28,7 +28,7 @@ from callcov.scoring.view import CallView, build_view, make_check
 Level = Literal["compliance", "full"]
 NOT_IN_LEVEL = "not part of the 'compliance' analysis level"
 QUALITY_EMPTY: dict[str, dict[str, Any]] = {
-    "greeting": {"proper_greeting": None, "timestamp": None, "flagged": False},
+    "greeting": {"proper_greeting": None, "timestamp": None, "flagged": False, "match": None},
     "sentiment_analysis": dict.fromkeys(
         (
             "agent_sentiment",
@@ -52,7 +52,7 @@ class ScoringResult(BaseModel):
     level: Level
     rubric_id: str
     rubric_version: str
-    prompt_version: str | None  # "scoring/v1" when the LLM was asked
+    prompt_version: str | None  # "scoring/v1" when the LLM was asked ("scoring/v1+summary/v1": in parts)
     llm_model: str | None
     llm_status: LLMStatus  # ok | degraded | skipped (not asked) | not_configured
     llm_degraded: bool  # the LLM was needed but gave no valid answer: rule fallbacks were used
@@ -130,7 +130,8 @@ async def score(
     rubric = rubric or load_rubric()
     view = build_view(redact_transcript(transcript), rubric, call_direction)
     compliance = compliance_section(view)
-    missing = list(compliance["mandatory_disclosures"]["missing_disclosures"])
+    disclosures = compliance["mandatory_disclosures"]
+    missing = list(disclosures["missing_disclosures"] or disclosures["unchecked_disclosures"])
     keys = _keys(view, level, missing)
     outcome = await ask_llm(view, llm, keys, missing, attempts=llm_attempts)
     compliance["mandatory_disclosures"] = judgement.apply_paraphrases(

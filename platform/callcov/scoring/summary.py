@@ -86,6 +86,7 @@ def rule_summary(view: CallView, compliance: dict[str, Any], quality: dict[str, 
     opening = f"{view.direction.capitalize()} call" if view.direction else "A call"
     parts = [
         f"{opening} of {_duration(view.duration)}.",
+        f"Phrase checks were not applied: {reason}." if (reason := view.language_reason()) else None,
         _identity(compliance["identity_verification"], rubric.identity.window_s),
         _disclosures(compliance["mandatory_disclosures"]),
         _purpose(compliance["purpose_declaration"], rubric.purpose.max_agent_turns),

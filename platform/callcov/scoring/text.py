@@ -144,6 +144,7 @@ class Match:
     span: Span
     groups: dict[str, str]
     text: str  # the normalised text the pattern matched
+    approximate: bool = False  # a tolerant match (scoring/fuzzy.py): some words were misheard
 
 
 def find_matches(st: SegmentText, pattern: re.Pattern[str]) -> Iterator[Match]:

@@ -3,12 +3,14 @@ customer labels (inferred on "A"/"B" transcripts), turns, and the shape every ch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from callcov.inference.transcript import Segment, Transcript
-from callcov.scoring.rubric import Rubric, compile_pattern
+from callcov.scoring.fuzzy import Tolerance
+from callcov.scoring.rubric import PhraseSection, Rubric, compile_pattern
 from callcov.scoring.text import SegmentText, Span, find_matches, segment_text
 
 Status = Literal["evaluated", "not_applicable", "unavailable"]
@@ -85,12 +87,39 @@ class CallView:
         values = [self.segments[i].confidence for i in chosen]
         return sum(values) / len(values) if values else 1.0
 
-    def rule_confidence(self, spans: Sequence[Span], *, found: bool) -> float:
-        """Pattern results: how sure a found (or absent) statement is, given ASR and role certainty."""
+    def rule_confidence(self, spans: Sequence[Span], *, found: bool, approximate: bool = False) -> float:
+        """Pattern results: how sure a found (or absent) statement is, given ASR and role certainty;
+        lowered by ``phrase_matching.confidence_factor`` when it rests on a tolerant match."""
         c = self.rubric.confidence
         base = c.pattern_found if found else c.pattern_absent
         segs = {s.segment for s in spans} if spans else None
-        return base * self.asr_confidence(segs) * self.role_factor
+        factor = (
+            self.rubric.phrase_matching.confidence_factor
+            if approximate and self.rubric.phrase_matching
+            else 1
+        )
+        return base * self.asr_confidence(segs) * self.role_factor * factor
+
+    def tolerance(self, section: PhraseSection) -> Tolerance | None:
+        """The rubric's tolerance for misheard words in ``section``'s phrases (None: exact only)."""
+        pm = self.rubric.phrase_matching
+        if pm is None or section not in pm.sections or pm.max_word_errors == 0:
+            return None
+        return Tolerance(pm.max_word_errors, pm.min_words)
+
+    @property
+    def language(self) -> str | None:
+        """The call's language code as the recogniser detected it ("en-US" -> "en"); None if unknown."""
+        code = re.split(r"[-_]", (self.transcript.language or "").strip().lower())[0]
+        return code or None
+
+    def language_reason(self) -> str | None:
+        """Why the rubric's phrase checks do not apply to this call's language (None: they apply)."""
+        langs = self.rubric.languages
+        if not langs or self.language is None or self.language in langs:
+            return None
+        r = self.rubric
+        return f"the rubric '{r.id}' v{r.version} covers {', '.join(langs)}; the call is in {self.language}"
 
 
 def _turns(segments: list[Segment]) -> list[Turn]:
