@@ -17,6 +17,7 @@ from callcov.db import SessionDep
 from callcov.errors import ErrorBody, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.kit.text import SafeStr
+from callcov.scoring.pii import POLICIES
 from callcov.state import StateDep
 
 router = APIRouter(prefix="/analysis", tags=["analysis"], responses={401: Unauthorized.schema()})
@@ -77,7 +78,15 @@ SUBMISSION_BODY = {
                         "call_timestamp": {"type": "string", "description": "ISO 8601 or Unix seconds"},
                         "language": {"type": "string"},
                         "rubric": {"type": "string"},
+                        "redact_pii": {"type": "boolean"},
+                        "redact_pii_policies": {
+                            "type": "string",
+                            "description": "Needs redact_pii=true. Policies as a JSON array, comma-separated, "
+                            "or the field repeated: " + ", ".join(POLICIES),
+                        },
+                        "redact_audio": {"type": "boolean"},
                     },
+                    "dependentRequired": {"redact_pii_policies": ["redact_pii"]},
                 }
             },
             "application/json": {"schema": SubmissionFields.model_json_schema()},
@@ -89,7 +98,8 @@ SUBMISSION_ERRORS: dict[int | str, dict[str, object]] = {
         "model": ErrorBody,
         "description": (
             f"{InvalidFileFormat.default_message} (invalid_file_format); {AudioTooLong.default_message} "
-            "(audio_too_long); or an invalid field, e.g. a reserved metadata key (validation_error)"
+            "(audio_too_long); or an invalid field, e.g. a reserved metadata key, or redact_pii_policies "
+            "without redact_pii: true (validation_error)"
         ),
     },
     402: UsageLimitExceeded.schema(),

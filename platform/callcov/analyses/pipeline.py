@@ -115,7 +115,8 @@ class AnalysisPipeline:
             message = "The recording could not be decoded for transcription."
             await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
             raise PermanentError(f"{analysis.id}: {exc}") from exc
-        transcript = redact_transcript(transcript)  # before anything is stored: PCI data never is
+        # Before anything is stored: PCI data never is, nor the PII the submission asked to redact.
+        transcript = redact_transcript(transcript, analysis.redact_pii_policies)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         async with self.sessionmaker() as session:
             if not await queue.finish(session, job.id, job.locked_by or ""):
@@ -145,7 +146,9 @@ class AnalysisPipeline:
         if analysis is None:
             return
         started = time.monotonic()
-        transcript = redact_transcript(Transcript.model_validate(job.payload["transcript"]))
+        transcript = redact_transcript(
+            Transcript.model_validate(job.payload["transcript"]), analysis.redact_pii_policies
+        )
         try:
             rubric = load_rubric(analysis.rubric_id)
             scored = await score(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from callcov.kit.time import to_unix
 from callcov.models import Analysis
@@ -32,6 +32,12 @@ class AudioInfo(BaseModel):
     duration_seconds: float | None
     channels: int | None
     sample_rate: int | None
+    redacted: bool = Field(
+        default=False, description="A bleeped copy of the recording exists (`redact_audio`)."
+    )
+    original_deleted: bool = Field(
+        default=False, description="The original recording was deleted once the bleeped copy existed."
+    )
 
 
 class AnalysisPublic(BaseModel):
@@ -46,6 +52,11 @@ class AnalysisPublic(BaseModel):
     transcript: dict[str, Any] | None
     results: dict[str, Any] | None
     metadata: dict[str, Any]
+    redact_pii: bool = Field(default=False, description="PII was redacted (`redact_pii_policies`).")
+    redact_pii_policies: list[str] = Field(
+        default_factory=list, description="The PII policies applied; empty without `redact_pii`."
+    )
+    redact_audio: bool = Field(default=False, description="A bleeped copy of the recording was asked for.")
 
     @classmethod
     def of(cls, row: Analysis) -> AnalysisPublic:
@@ -71,10 +82,15 @@ class AnalysisPublic(BaseModel):
                 duration_seconds=seconds,
                 channels=row.audio_channels,
                 sample_rate=row.audio_sample_rate,
+                redacted=row.redacted_audio_uri is not None,
+                original_deleted=row.original_audio_deleted_at is not None,
             ),
             transcript=row.transcript,
             results=row.results,
             metadata={**row.client_metadata, **_callcov_metadata(row)},
+            redact_pii=row.redact_pii,
+            redact_pii_policies=list(row.redact_pii_policies or []),
+            redact_audio=row.redact_audio,
         )
 
 

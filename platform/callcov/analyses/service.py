@@ -49,6 +49,9 @@ async def create_analysis(
         webhook_url=fields.webhook_url,
         rubric_id=fields.rubric or "default",
         analysis_level=metered.level,
+        redact_pii=bool(fields.pii_policies),
+        redact_pii_policies=fields.pii_policies,
+        redact_audio=fields.redact_audio,
     )
     session.add(analysis)
     await session.flush()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from callcov.analyses.audio import AudioInfo, probe_audio_async
 from callcov.analyses.download import stream_download
@@ -23,6 +23,7 @@ from callcov.config import NetworkSettings, StorageSettings
 from callcov.errors import BadRequest
 from callcov.kit.metadata import validate_metadata
 from callcov.kit.text import SafeStr
+from callcov.scoring.pii import POLICIES
 from callcov.scoring.rubric import RubricNotFound, load_rubric
 from callcov.storage.objects import Storage, StoredAudio
 from callcov.webhooks.sender import check_webhook_url
@@ -35,7 +36,17 @@ class SubmissionInvalid(BadRequest):
     code = "validation_error"
 
 
+PiiPolicy = Literal[
+    "person_name", "phone_number", "email_address", "location", "date_of_birth", "banking_information"
+]
+
+
 class SubmissionFields(BaseModel):
+    # A schema-level statement of the rule ``_validated`` enforces (400 validation_error).
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"redact_pii_policies": ["redact_pii"]}}
+    )
+
     agent_id: SafeStr = Field(min_length=1, max_length=255)
     contact_id: SafeStr = Field(min_length=1, max_length=255)
     audio_url: SafeStr | None = Field(default=None, max_length=2048)
@@ -45,6 +56,28 @@ class SubmissionFields(BaseModel):
     call_timestamp: datetime | None = Field(default=None, description="ISO 8601 or Unix seconds")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
     rubric: str | None = Field(default=None, pattern=r"^[a-z0-9_\-]{1,64}$")
+    redact_pii: bool = Field(
+        default=False, description="Also redact the PII of `redact_pii_policies` (all of them if omitted)."
+    )
+    redact_pii_policies: list[PiiPolicy] | None = Field(
+        default=None,
+        max_length=len(POLICIES),
+        description="Needs `redact_pii: true`. In multipart forms: a JSON array, comma-separated values "
+        "or the field repeated.",
+    )
+    redact_audio: bool = Field(
+        default=False,
+        description="Keep a copy of the recording with a 1 kHz tone over every redacted span "
+        "(GET /analysis/{id}/audio).",
+    )
+
+    @property
+    def pii_policies(self) -> list[str]:
+        """The policies to apply: none without ``redact_pii``, all when it names none."""
+        if not self.redact_pii:
+            return []
+        asked = set(self.redact_pii_policies or POLICIES)
+        return [p for p in POLICIES if p in asked]
 
     @field_validator("call_timestamp")
     @classmethod
@@ -67,6 +100,11 @@ def _validated(raw: dict[str, Any], loc: str) -> SubmissionFields:
             [{**e, "loc": (loc, *e["loc"])} for e in exc.errors(include_url=False)]
         ) from exc
     fields.metadata = validate_metadata(fields.metadata, reserved=RESERVED_METADATA_KEYS)
+    if fields.redact_pii_policies is not None and not fields.redact_pii:
+        raise SubmissionInvalid(
+            "redact_pii_policies needs redact_pii: true",
+            details={"field": "redact_pii_policies", "requires": "redact_pii"},
+        )
     if fields.rubric:
         try:
             load_rubric(fields.rubric)
@@ -89,6 +127,15 @@ async def _json_fields(request: Request) -> SubmissionFields:
 
 
 def _form_value(name: str, value: str) -> Any:
+    if name == "redact_pii_policies" and value:
+        if value.lstrip().startswith("["):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise SubmissionInvalid(
+                    "redact_pii_policies must be a JSON array or comma-separated"
+                ) from exc
+        return [p.strip() for p in value.split(",") if p.strip()]
     if name == "metadata" and value:
         try:
             return orjson.loads(value)
@@ -157,7 +204,11 @@ async def _read_form(
     events = multipart_events(content_type, request.stream())
     async for event in events:
         if event.kind == "field":
-            raw[event.name] = _form_value(event.name, event.value)
+            value = _form_value(event.name, event.value)
+            repeated = raw.get(event.name)
+            if event.name == "redact_pii_policies" and isinstance(repeated, list) and isinstance(value, list):
+                value = repeated + value  # the field repeated: one policy each
+            raw[event.name] = value
         elif event.kind == "file_start" and event.name == "audio_file" and stored is None:
             stored = await storage.save(key, _file_data(events), max_bytes=max_bytes)
         elif event.kind == "file_start":

@@ -51,6 +51,14 @@ class Analysis(SQLModel, table=True):
     # (``results.evaluation``, kept in columns to count degraded analyses).
     llm_status: str | None = Field(default=None, max_length=16)
     llm_reason: str | None = Field(default=None, max_length=500)
+    # Optional redaction (issue 13): the PII policies applied to the transcript (empty: PII not
+    # redacted; card numbers, SSNs and accounts always are), whether a bleeped copy of the recording
+    # was asked for, where it is kept, and when the original was deleted (CALLCOV_STORAGE__KEEP_ORIGINAL_AUDIO).
+    redact_pii: bool = False
+    redact_pii_policies: list[str] = Field(default_factory=list, sa_type=JSON)
+    redact_audio: bool = False
+    redacted_audio_uri: str | None = Field(default=None, max_length=2048)
+    original_audio_deleted_at: datetime | None = optional_time_field()
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
     completed_at: datetime | None = optional_time_field()

@@ -7,6 +7,10 @@ replaces (the first word's start, the last word's end) and their lowest probabil
 text is rebuilt from its words. ``transcript.redactions`` lists each span with its type, times,
 speaker, channel and, for cards, SSNs and accounts, the last four digits.
 
+With ``policies`` (a submission's ``redact_pii_policies``) the PII recognisers of
+``callcov.scoring.pii`` add their spans (``[PERSON_NAME]``, ``[PHONE_NUMBER]``, ...), applied the same
+way: every recogniser hands over a ``RedactSpan`` (type, word ranges, last four digits).
+
 Redacting a redacted transcript changes nothing, so every stage may call ``redact_transcript``.
 ``scrub_text`` applies the same detector to free text (what an LLM writes)."""
 
@@ -14,22 +18,26 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 
 from callcov.inference.transcript import Redaction, Segment, Transcript, Word
-from callcov.scoring.pci import MARKERS, Hit, find_sensitive
-from callcov.scoring.text import segment_text
+from callcov.scoring.pci import Hit, find_sensitive
+from callcov.scoring.pii import find_pii
+from callcov.scoring.spans import RedactSpan
+from callcov.scoring.text import SegmentText, segment_text
 
 _TRAILING = re.compile(r"[,.;:!?]+$")
 _LONG_NUMBER = re.compile(r"\d(?:[\s\-./]*\d)+")
 
 
-def _ranges(hit: Hit) -> dict[int, tuple[int, int]]:
-    """For each segment the hit touches: (first, last) index of its words in that segment."""
+def _span_of(hit: Hit) -> RedactSpan:
+    """A card, SSN or account number as a span: for each segment it touches, its first and last word."""
     out: dict[int, tuple[int, int]] = {}
     for it in hit.items:
         first, last = out.get(it.seg, (it.word, it.last_word))
         out[it.seg] = (min(first, it.word), max(last, it.last_word))
-    return out
+    ranges = tuple((seg, first, last) for seg, (first, last) in sorted(out.items()))
+    return RedactSpan(hit.type, ranges, hit.last4)
 
 
 def _marked(words: list[Word], first: int, last: int, marker: str) -> Word:
@@ -65,28 +73,37 @@ def _redact_segment(segment: Segment, spans: list[tuple[int, int, str]]) -> Segm
     return segment.model_copy(update={"text": text, "words": words if timed else []})
 
 
-def redact_transcript(transcript: Transcript) -> Transcript:
-    """``transcript`` with every sensitive number replaced by its marker, segments in time order."""
+def _spans(texts: list[SegmentText], policies: Iterable[str]) -> list[RedactSpan]:
+    """The spans to redact: the sensitive numbers, then the requested PII (an overlap keeps the first)."""
+    spans: list[RedactSpan] = []
+    for span in [*map(_span_of, find_sensitive(texts)), *find_pii(texts, policies)]:
+        if not any(span.overlaps(kept) for kept in spans):
+            spans.append(span)
+    return spans
+
+
+def redact_transcript(transcript: Transcript, policies: Iterable[str] = ()) -> Transcript:
+    """``transcript`` with every sensitive number, and the PII of ``policies``
+    (``callcov.scoring.pii.POLICIES``), replaced by its marker, segments in time order."""
     segments = sorted(transcript.segments, key=lambda s: (s.start, s.end))
     texts = [segment_text(s, i) for i, s in enumerate(segments)]
-    hits = find_sensitive(texts)
-    if not hits:
+    spans = _spans(texts, policies)
+    if not spans:
         return transcript.model_copy(update={"segments": segments})
     per_segment: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     redactions = list(transcript.redactions)
-    for hit in hits:
-        ranges = _ranges(hit)
-        for seg, (first, last) in ranges.items():
-            per_segment[seg].append((first, last, MARKERS[hit.type]))
-        first_seg, last_seg = min(ranges), max(ranges)
+    for span in spans:
+        for seg, first, last in span.ranges:
+            per_segment[seg].append((first, last, span.marker))
+        (first_seg, first_word, _), (last_seg, _, last_word) = span.ranges[0], span.ranges[-1]
         redactions.append(
             Redaction(
-                type=hit.type,
-                start=round(texts[first_seg].words[ranges[first_seg][0]].start, 3),
-                end=round(texts[last_seg].words[ranges[last_seg][1]].end, 3),
+                type=span.type,
+                start=round(texts[first_seg].words[first_word].start, 3),
+                end=round(texts[last_seg].words[last_word].end, 3),
                 speaker=segments[first_seg].speaker,
                 channel=segments[first_seg].channel,
-                last4=hit.last4,
+                last4=span.last4,
             )
         )
     redacted = [
