@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from callcov.analyses.audio_endpoints import router as analysis_audio_router
 from callcov.analyses.endpoints import calls_router
 from callcov.analyses.endpoints import router as analyses_router
 from callcov.analyses.webhook_endpoints import router as analysis_webhook_router
@@ -25,6 +26,7 @@ def build_api_router() -> APIRouter:
         analyses_router,
         calls_router,
         analysis_webhook_router,
+        analysis_audio_router,
         webhook_secret_router,
         billing_router,
     )

@@ -166,6 +166,9 @@ class StorageSettings(BaseModel):
     # Request bodies bigger than this are spooled to disk instead of memory.
     spool_memory_bytes: int = 1024 * 1024
     download_timeout_s: float = 120.0
+    # With `redact_audio`, whether the original recording is kept once its bleeped copy exists (false:
+    # deleted after the transcription stage; GET /analysis/{id}/audio serves the bleeped copy either way).
+    keep_original_audio: bool = True
 
     @model_validator(mode="before")
     @classmethod

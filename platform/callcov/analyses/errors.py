@@ -84,3 +84,19 @@ class AudioDownloadFailed(AppError):
 
 class AnalysisNotFound(NotFound):
     default_message = "Analysis not found"
+
+
+class AudioNotAvailable(NotFound):
+    """No recording to serve: a bleeped copy was asked for and does not exist (yet), or the original
+    was deleted, or the stored object is gone."""
+
+    code = "audio_not_available"
+    default_message = "No recording is available for this analysis"
+
+
+class RangeNotSatisfiable(AppError):
+    """A ``Range`` header naming no satisfiable single byte range; ``Content-Range: bytes */size``."""
+
+    status_code = 416
+    code = "range_not_satisfiable"
+    default_message = "The requested range is not satisfiable"

@@ -1,8 +1,10 @@
 """The analysis, in two pipelined stages, each its own job kind with its own runner and slots:
 
 1. ``analysis`` (transcription): transcribe the stored audio, redact it (card numbers, SSNs and
-   accounts never reach the database), then, in one transaction, finish this job and enqueue the
-   ``analysis.score`` job that carries the transcript. A call waiting for the LLM holds
+   accounts never reach the database, nor the PII the submission asked to redact), write the bleeped
+   copy of the recording when asked (``redacted_audio.py``), then, in one transaction, finish this
+   job and enqueue the ``analysis.score`` job that carries the transcript. The original recording
+   may be deleted only after that commit. A call waiting for the LLM holds
    no transcription slot, and a retried (or released) scoring never transcribes again.
 2. ``analysis.score`` (scoring): score the transcript, record the result once.
 
@@ -26,6 +28,8 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.analyses import events
+from callcov.analyses.bleep import BleepFailed
+from callcov.analyses.redacted_audio import drop_original, store_bleeped
 from callcov.billing import refunds
 from callcov.inference.audio import decode_limit_s
 from callcov.inference.ports import (
@@ -42,6 +46,7 @@ from callcov.models import Analysis, Job
 from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.scoring.scorer import ScoringResult, score
+from callcov.storage.objects import Storage
 from callcov.worker import queue
 from callcov.worker.runner import PermanentError, RetryableError, Settled, WorkerCrashed, payload_id
 
@@ -70,6 +75,8 @@ class AnalysisPipeline:
         on_scoring: Callable[[], None] | None = None,
         max_duration_s: float | None = None,
         billing_max_attempts: int = 50,
+        storage: Storage | None = None,
+        keep_original_audio: bool = True,
     ) -> None:
         self.sessionmaker = sessionmaker
         # The maximum call duration: the decode bound of an analysis whose duration was not probed.
@@ -81,6 +88,9 @@ class AnalysisPipeline:
         self.on_event = on_event
         self.on_scoring = on_scoring
         self.billing_max_attempts = billing_max_attempts  # of the refund's Stripe usage report
+        # Where a bleeped copy is written (``redact_audio``), and whether the original stays then.
+        self.storage = storage
+        self.keep_original_audio = keep_original_audio
 
     async def _processing(self, job: Job) -> Analysis | None:
         async with self.sessionmaker() as session:
@@ -90,33 +100,18 @@ class AnalysisPipeline:
     async def transcribe(self, job: Job) -> None:
         """Stage 1: transcribe, then hand the transcript to the scoring stage (``Settled``)."""
         analysis = await self._processing(job)
-        if analysis is None:
-            return
+        if analysis is None or analysis.original_audio_deleted_at is not None:
+            return  # a duplicate run: the original goes only after this stage has finished
         started = time.monotonic()
         try:
             path = await self.fetch_audio(analysis.audio_uri or "")
         except FileNotFoundError as exc:
             await self.fail(analysis.id, "The stored recording is missing.")
             raise PermanentError(f"audio of {analysis.id} missing: {analysis.audio_uri}") from exc
-        request = TranscriptionRequest(
-            audio_path=str(path),
-            audio_uri=analysis.audio_uri,
-            language=analysis.language,
-            audio_format=analysis.audio_format,
-            max_duration_s=self._decode_limit(analysis),
-        )
-        try:
-            transcript = await self.inference.transcriber.transcribe(request)
-        except InferenceCrashed as exc:  # the replica died on this call: it may be the call's doing
-            raise WorkerCrashed(str(exc)) from exc
-        except InferenceError as exc:
-            raise RetryableError(str(exc)) from exc
-        except ValueError as exc:  # the transcriber could not decode the audio: it never will
-            message = "The recording could not be decoded for transcription."
-            await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
-            raise PermanentError(f"{analysis.id}: {exc}") from exc
+        transcript = await self._transcript(analysis, path)
         # Before anything is stored: PCI data never is, nor the PII the submission asked to redact.
         transcript = redact_transcript(transcript, analysis.redact_pii_policies)
+        redacted_uri = await self._bleeped(analysis, path, transcript) if analysis.redact_audio else None
         elapsed_ms = round((time.monotonic() - started) * 1000)
         async with self.sessionmaker() as session:
             if not await queue.finish(session, job.id, job.locked_by or ""):
@@ -128,10 +123,54 @@ class AnalysisPipeline:
                 "transcription_ms": elapsed_ms,
             }
             queue.enqueue(session, SCORE_JOB, payload, max_attempts=job.max_attempts)
+            if redacted_uri is not None:
+                await session.exec(
+                    update(Analysis)
+                    .where(col(Analysis.id) == analysis.id)
+                    .values(redacted_audio_uri=redacted_uri)
+                )
             await session.commit()
         if self.on_scoring is not None:
             self.on_scoring()
+        if redacted_uri is not None:
+            analysis.redacted_audio_uri = redacted_uri
+            await self._drop_original(analysis)
         raise Settled()
+
+    async def _transcript(self, analysis: Analysis, path: Path) -> Transcript:
+        """The transcriber's transcript of the recording at ``path``; its failures as the runner's."""
+        request = TranscriptionRequest(
+            audio_path=str(path),
+            audio_uri=analysis.audio_uri,
+            language=analysis.language,
+            audio_format=analysis.audio_format,
+            max_duration_s=self._decode_limit(analysis),
+        )
+        try:
+            return await self.inference.transcriber.transcribe(request)
+        except InferenceCrashed as exc:  # the replica died on this call: it may be the call's doing
+            raise WorkerCrashed(str(exc)) from exc
+        except InferenceError as exc:
+            raise RetryableError(str(exc)) from exc
+        except ValueError as exc:  # the transcriber could not decode the audio: it never will
+            message = "The recording could not be decoded for transcription."
+            await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
+            raise PermanentError(f"{analysis.id}: {exc}") from exc
+
+    async def _bleeped(self, analysis: Analysis, path: Path, transcript: Transcript) -> str:
+        """The bleeped copy of the recording (``redacted_audio.py``), stored; its URI."""
+        if self.storage is None:
+            raise RuntimeError("redact_audio needs the pipeline's storage")
+        try:
+            return await store_bleeped(self.storage, analysis, path, transcript, self._decode_limit(analysis))
+        except BleepFailed as exc:
+            message = "The recording could not be decoded for audio redaction."
+            await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
+            raise PermanentError(f"{analysis.id}: {exc}") from exc
+
+    async def _drop_original(self, analysis: Analysis) -> None:
+        if not self.keep_original_audio and self.storage is not None:
+            await drop_original(self.storage, self.sessionmaker, analysis)
 
     def _decode_limit(self, analysis: Analysis) -> float | None:
         """How much audio the transcriber may decode: what the submission probed (and billed), plus
@@ -145,6 +184,7 @@ class AnalysisPipeline:
         analysis = await self._processing(job)
         if analysis is None:
             return
+        await self._drop_original(analysis)  # if the transcription stage could not
         started = time.monotonic()
         transcript = redact_transcript(
             Transcript.model_validate(job.payload["transcript"]), analysis.redact_pii_policies

@@ -17,14 +17,17 @@ def _pipeline(context: JobContext) -> AnalysisPipeline:
     inference = context.ports
     if not isinstance(inference, Inference):
         raise TypeError(f"the analysis job needs the inference ports, got {type(inference).__name__}")
+    storage = build_storage(context.settings)
     return AnalysisPipeline(
         context.sessionmaker,
         inference,
-        build_storage(context.settings).fetch,
+        storage.fetch,
         on_event=lambda: context.wake(WEBHOOK_JOB),
         on_scoring=lambda: context.wake(SCORE_JOB),
         max_duration_s=context.settings.audio.max_duration_s,
         billing_max_attempts=context.settings.billing.job_max_attempts,
+        storage=storage,
+        keep_original_audio=context.settings.storage.keep_original_audio,
     )
 
 
