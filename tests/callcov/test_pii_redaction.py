@@ -4,6 +4,8 @@ transcript is stored (the real submission, queue and database; the transcriber i
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any, get_args
 
 import httpx
@@ -11,6 +13,8 @@ import pytest
 import pytest_asyncio
 from conftest import SignUp, create_key
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlmodel import SQLModel
 from test_pipeline import FakeTranscriber, runner_for, segment
 from test_submission import WAV, form
 
@@ -18,6 +22,7 @@ from callcov.analyses.submission import PiiPolicy
 from callcov.inference.ports import TranscriptionRequest
 from callcov.inference.transcript import Transcript
 from callcov.scoring.pii import POLICIES
+from callcov.state import state_of_app
 
 pytestmark = pytest.mark.asyncio
 
@@ -106,7 +111,47 @@ class TestSubmission:
             assert schema["dependentRequired"] == {"redact_pii_policies": ["redact_pii"]}
 
 
+UNIQUE = Transcript(
+    language="en",
+    duration_s=20.0,
+    diarization="channels",
+    model="double",
+    segments=[
+        segment("agent", "Hello, my name is Zebulon. May I have your date of birth?", 0.5),
+        segment(
+            "customer", "the ninth of August nineteen sixty one, email zeb dot quill at gmail dot com", 5.0
+        ),
+        segment("customer", "I live at 77 Quillmore Avenue, call me on 555 987 6543.", 12.0),
+    ],
+)
+SECRETS = ("zebulon", "quill", "6543", "sixty one", "quillmore")
+
+
 class TestTranscriptionStage:
+    async def test_nothing_of_the_pii_in_any_row_or_log(
+        self, app: FastAPI, client: httpx.AsyncClient, key: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        r = await post(client, key, {"redact_pii": "true"})
+        await runner_for(app, Hears(UNIQUE)).drain()
+        body = (await client.get(f"/api/v1/analysis/{r.json()['id']}", headers={"X-API-Key": key})).json()
+        assert body["status"] == "completed"
+        assert [x["type"] for x in body["transcript"]["redactions"]] == [
+            "person_name", "date_of_birth", "email_address", "location", "phone_number",
+        ]  # fmt: skip
+        async with state_of_app(app).sessionmaker() as session:
+            rows = [
+                str(tuple(map(str, row)))  # each value whole (a Row's repr truncates long ones)
+                for table in SQLModel.metadata.sorted_tables
+                for row in (await session.exec(text(f'SELECT * FROM "{table.name}"'))).all()  # type: ignore[call-overload]
+            ]
+        # The rows of this analysis (the drain also ran calls other tests left queued, unredacted).
+        rows = [row for row in rows if body["id"] in row or body["id"].replace("-", "") in row]
+        assert len(rows) >= 3  # the analysis and its two jobs
+        logs = "\n".join(f"{rec.getMessage()} {rec.args!r}" for rec in caplog.records)
+        for name, blob in {"analysis": json.dumps(body), "database": "\n".join(rows), "logs": logs}.items():
+            assert [s for s in SECRETS if s in blob.lower()] == [], name
+
     async def analysed(
         self, app: FastAPI, client: httpx.AsyncClient, key: str, **data: str
     ) -> dict[str, Any]:

@@ -48,7 +48,9 @@ COMMON = frozenset(
     out up down over all any some every today tomorrow morning afternoon evening monday tuesday wednesday
     thursday friday saturday sunday january february march april may june july august september october
     november december customer service support manager agent representative team department sir madam
-    maam miss mister mr mrs ms dr doctor speaker name names""".split()
+    maam miss mister mr mrs ms dr doctor speaker name names someone somebody anyone anybody everyone
+    nobody him her his their people person wife husband son daughter mother father mom dad friend brother
+    sister colleague boss spelled spelt""".split()
 )
 ORGANISATION = frozenset(
     """bank banking inc corp corporation company co group insurance services service support team

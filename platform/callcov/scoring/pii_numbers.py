@@ -89,8 +89,17 @@ def find_phone_numbers(texts: list[SegmentText]) -> list[RedactSpan]:
             continue
         nearest = _nearest_is_phone(_context(texts, run[0]))
         if nearest is True or (nearest is None and _groups(run) in PHONE_GROUPS and n >= 10):
-            spans.append(_span_of("phone_number", run))
+            spans.append(_span_of("phone_number", _with_leading_zero(texts, run)))
     return spans
+
+
+def _with_leading_zero(texts: list[SegmentText], run: list[Item]) -> list[Item]:
+    """The run with the "oh" or "zero" right before it, which a run never starts with ("oh seven
+    seven ..."): a phone number's leading 0."""
+    first = run[0]
+    if first.word > 0 and pieces_of(texts[first.seg].words[first.word - 1].text) in (["oh"], ["o"], ["zero"]):
+        return [Item("0", first.seg, first.word - 1, first.word - 1, False, True), *run]
+    return run
 
 
 # -- dates of birth ----------------------------------------------------------------------------

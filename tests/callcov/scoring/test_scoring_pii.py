@@ -61,6 +61,8 @@ class TestNames:
             "my name is not important",
             "The Smith account is overdue.",  # a capitalised word never introduced as a name
             "Yes, it is Monday.",
+            "I was speaking with someone yesterday.",
+            "You're speaking with customer service.",
         ],
     )
     def test_look_alikes(self, text: str) -> None:
@@ -96,6 +98,11 @@ class TestPhoneNumbers:
     )
     def test_look_alikes(self, text: str) -> None:
         assert one(text, ("phone_number",)) == text
+
+    def test_a_leading_oh_is_part_of_the_number(self) -> None:
+        assert one(
+            "my mobile is oh seven seven double oh nine eight one two three four", ("phone_number",)
+        ) == ("my mobile is [PHONE_NUMBER]")
 
     def test_a_card_number_stays_a_card(self) -> None:
         out = one("My credit card number is 4111 1111 1111 1111.")
