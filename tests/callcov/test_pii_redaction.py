@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlmodel import SQLModel
 from test_pipeline import FakeTranscriber, runner_for, segment
-from test_submission import WAV, form
+from test_submission import WAV, audio_server, form  # noqa: F401  (audio_server: a fixture)
 
 from callcov.analyses.submission import PiiPolicy
 from callcov.inference.ports import TranscriptionRequest
@@ -97,6 +97,40 @@ class TestSubmission:
         assert r.status_code == 400, r.text
         error = r.json()["error"]
         assert error["code"] == "validation_error" and error["details"]["field"] == "redact_pii_policies"
+
+    async def test_json_body(
+        self,
+        app_factory: Any,
+        client: httpx.AsyncClient,
+        key: str,
+        audio_server: str,  # noqa: F811
+    ) -> None:
+        refused = await client.post(
+            "/api/v1/analysis",
+            json=form(audio_url=f"{audio_server}/call.wav", redact_pii_policies=["person_name"]),
+            headers={"X-API-Key": key},
+        )
+        assert (
+            refused.status_code == 400
+            and refused.json()["error"]["details"]["field"] == "redact_pii_policies"
+        )
+        async with app_factory(network={"url_allow": ["127.0.0.1/32"]}) as allowed:
+            r = await allowed.post(
+                "/api/v1/analysis",
+                json=form(
+                    audio_url=f"{audio_server}/call.wav",
+                    redact_pii=True,
+                    redact_pii_policies=["date_of_birth", "banking_information"],
+                    redact_audio=True,
+                ),
+                headers={"X-API-Key": key},
+            )
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert (
+            body["redact_pii_policies"] == ["date_of_birth", "banking_information"]
+            and body["redact_audio"] is True
+        )
 
     async def test_unknown_policy_is_a_schema_error(self, client: httpx.AsyncClient, key: str) -> None:
         r = await post(client, key, {"redact_pii": "true", "redact_pii_policies": "person_name,shoe_size"})

@@ -50,7 +50,7 @@ COMMON = frozenset(
     november december customer service support manager agent representative team department sir madam
     maam miss mister mr mrs ms dr doctor speaker name names someone somebody anyone anybody everyone
     nobody him her his their people person wife husband son daughter mother father mom dad friend brother
-    sister colleague boss spelled spelt""".split()
+    sister colleague boss spelled spelt important urgent""".split()
 )
 ORGANISATION = frozenset(
     """bank banking inc corp corporation company co group insurance services service support team

@@ -146,7 +146,11 @@ def _is_date(tokens: list[str]) -> bool:
     )
     numeric = [t for t in tokens if t.isdigit()]
     numeric_date = len(numeric) >= 3 or (len(numeric) == 2 and any(t in MONTHS for t in tokens))
-    return any(t in MONTHS or _YEAR.match(t) for t in tokens) or spoken_year or numeric_date
+    # "may" and "march" are also words: a month alone must be one of the others.
+    month = any(t in MONTHS - {"may", "march"} for t in tokens) or (
+        any(t in MONTHS for t in tokens) and len([t for t in tokens if t not in CONNECT]) > 1
+    )
+    return month or any(_YEAR.match(t) for t in tokens) or spoken_year or numeric_date
 
 
 def _date_after(st: SegmentText, start: int) -> tuple[int, int] | None:

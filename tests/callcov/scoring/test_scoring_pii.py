@@ -179,6 +179,7 @@ class TestDatesOfBirth:
             ("My date of birth is 04/07/1985.", "My date of birth is [DATE_OF_BIRTH]."),
             ("I was born on March 3rd, 1990.", "I was born on [DATE_OF_BIRTH]."),
             ("DOB twelve December two thousand and three", "DOB [DATE_OF_BIRTH]"),
+            ("What is your birthday? It's May third.", "What is your birthday? It's [DATE_OF_BIRTH]."),
             ("I was born in nineteen seventy two in Ohio.", "I was born in [DATE_OF_BIRTH] in Ohio."),
         ],
     )
@@ -192,6 +193,7 @@ class TestDatesOfBirth:
             "I was born in Chicago.",
             "My birthday? Give me a second.",
             "The contract started in March 2020.",
+            "When is your birthday? I may be wrong about it.",
         ],
     )
     def test_look_alikes(self, text: str) -> None:
