@@ -10,24 +10,28 @@ from __future__ import annotations
 import io
 import uuid
 import wave
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
-from conftest import SignUp, create_key
+from conftest import S3_BUCKET, SignUp, create_key, running, s3_server
 from fastapi import FastAPI
 from speech import CallTruth, synthesize_call
 from test_pipeline import FakeTranscriber, job_of, runner_for
 from test_submission import form
 
 from callcov.analyses.bleep import MARGIN_S, TONE_HZ
+from callcov.config import Settings
 from callcov.inference.ports import TranscriptionRequest
 from callcov.inference.transcript import Segment, Transcript, Word
 from callcov.jobs import build_job_runners
+from callcov.main import create_app
 from callcov.models import Analysis
 from callcov.state import state_of_app
 from callcov.worker.wiring import Runners
@@ -373,3 +377,30 @@ class TestScope:
 async def test_documented(app: FastAPI) -> None:
     operation = app.openapi()["paths"]["/api/v1/analysis/{analysis_id}/audio"]["get"]
     assert {"200", "206", "401", "404", "416", "429"} <= set(operation["responses"])
+
+
+async def test_in_an_s3_bucket(
+    settings_factory: Callable[..., Settings], signed_up: SignUp, client: httpx.AsyncClient, speech: CallTruth
+) -> None:
+    """The bleeped copy goes to the bucket, the original leaves it, and the copy is served from it."""
+    key = await create_key(client, await signed_up(), "test")
+    with s3_server() as endpoint:
+        storage = {
+            "backend": "s3",
+            "s3_bucket": S3_BUCKET,
+            "s3_endpoint_url": endpoint,
+            "keep_original_audio": False,
+        }
+        app = create_app(settings_factory(storage=storage))
+        async with running(app) as s3_client:
+            analysis_id = await submit(s3_client, key, speech.path.read_bytes(), redact_audio="true")
+            stored = await row(app, analysis_id)
+            await runner_for(app, Hears(heard(speech))).drain()
+            bucket = boto3.client("s3", endpoint_url=endpoint)
+            keys = {o["Key"] for o in bucket.list_objects_v2(Bucket=S3_BUCKET).get("Contents", [])}
+            assert f"audio/{uuid.UUID(analysis_id).hex}.redacted.wav" in keys
+            assert (stored.audio_uri or "").rsplit("/", 1)[1] not in {k.rsplit("/", 1)[1] for k in keys}
+            r = await s3_client.get(
+                f"/api/v1/analysis/{analysis_id}/audio", headers={"X-API-Key": key, "Range": "bytes=0-11"}
+            )
+            assert r.status_code == 206 and r.content[:4] == b"RIFF" and r.content[8:12] == b"WAVE"
