@@ -194,9 +194,9 @@ def find_dates_of_birth(texts: list[SegmentText]) -> list[RedactSpan]:
                 )
                 taken = found[1]
         ends = _keyword_ends(st)
-        asked = bool(ends) and len(st.tokens) - max(ends) <= 6 and not spans_in(spans, st.index)
+        asked = bool(ends) and len(st.tokens) - max(ends) <= 6 and not _spans_in(spans, st.index)
     return spans
 
 
-def spans_in(spans: list[RedactSpan], seg: int) -> bool:
+def _spans_in(spans: list[RedactSpan], seg: int) -> bool:
     return any(r[0] == seg for s in spans for r in s.ranges)
