@@ -48,6 +48,9 @@ from callcov.scoring.scorer import score  # noqa: E402
 
 MARKS = ("<!-- scoring-eval:begin -->", "<!-- scoring-eval:end -->")
 GOALS = {"clean": 0.95, "noisy": 0.90}
+# The recording notice on the calls where it was read verbatim or not at all (paraphrases need the LLM).
+VERBATIM_NOTICE = "call_recording_notice_missing (no paraphrase)"
+EVAL_CHECKS = (*CHECKS[:2], VERBATIM_NOTICE, *CHECKS[2:])
 
 
 def specs_for(args: argparse.Namespace) -> list[CallSpec]:
@@ -78,6 +81,7 @@ def transcribe_all(
                     "stereo": spec.stereo,
                     "transcript": key,
                     "turn_starts": [t.start for t in call.turns],
+                    "turn_ends": [t.end for t in call.turns],
                     "duration_s": call.duration_s,
                 }
             )
@@ -89,18 +93,22 @@ def transcribe_all(
 
 
 def script_transcript(spec: CallSpec, entry: dict[str, Any]) -> Transcript:
-    """The script as a perfect transcript (turns at their rendered starts, a word every 0.33 s): what
-    the rules find when ASR makes no error."""
+    """The script as a perfect transcript: each turn at its rendered times, its words spread evenly
+    over them (a word every 0.33 s from the start when the end is not known): what the rules find
+    when ASR makes no error."""
     segments = []
-    for (role, text), start in zip(spec.turns, entry["turn_starts"], strict=True):
+    ends = entry.get("turn_ends") or [None] * len(spec.turns)
+    for (role, text), start, end in zip(spec.turns, entry["turn_starts"], ends, strict=True):
+        tokens = text.split()
+        step = (end - start) / len(tokens) if end is not None else 0.33
         words = [
             Word(
                 text=token,
-                start=round(start + 0.33 * i, 2),
-                end=round(start + 0.33 * i + 0.3, 2),
+                start=round(start + step * i, 2),
+                end=round(start + step * (i + 0.9), 2),
                 probability=1.0,
             )
-            for i, token in enumerate(text.split())
+            for i, token in enumerate(tokens)
         ]
         channel = (0 if role == "agent" else 1) if spec.stereo else None
         segments.append(
@@ -121,14 +129,19 @@ def score_entry(
 ) -> dict[str, Any]:
     """One call's facts, the flags the scorer raised, its evidence quotes checked, and WER."""
     result = asyncio.run(score(transcript, llm=None, call_direction=spec.direction, level="full"))
+    flags = detected(result.results)
+    facts = spec.facts_after_render(entry["turn_starts"])
+    if spec.variants.get("recording_notice") != "paraphrased":  # what rules alone can get right
+        facts[VERBATIM_NOTICE] = facts["call_recording_notice_missing"]
+    flags[VERBATIM_NOTICE] = flags["call_recording_notice_missing"]
     segments = [s.model_dump() for s in transcript.segments]
     quotes = list(evidence_items(result.results))
     hypothesis = " ".join(s.text for s in transcript.segments)
     return {
         **{k: entry[k] for k in ("call", "noise_db", "stereo", "transcript")},
         "condition": name or condition(entry),
-        "facts": spec.facts_after_render(entry["turn_starts"]),
-        "detected": detected(result.results),
+        "facts": facts,
+        "detected": flags,
         "variants": spec.variants,
         "quotes": len(quotes),
         "quotes_verbatim": sum(quote_verbatim(segments, q) for q in quotes),
@@ -146,7 +159,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for name, subset in conditions.items()
             if subset
         }
-        for check in CHECKS
+        for check in EVAL_CHECKS
     }
     layouts = {
         f"{name} {layout}": [r for r in subset if r["stereo"] == (layout == "stereo")]
@@ -159,9 +172,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for name, subset in layouts.items()
             if subset
         }
-        for check in CHECKS
+        for check in EVAL_CHECKS
     }
-    quotes = sum(r["quotes"] for r in rows)
+    evidence = {
+        name: {
+            "quotes": sum(r["quotes"] for r in subset),
+            "verbatim": sum(r["quotes_verbatim"] for r in subset),
+        }
+        for name, subset in conditions.items()
+        if subset
+    }
     wers: dict[str, dict[str, float]] = {}
     for name, subset in conditions.items():
         if name == "script":
@@ -173,7 +193,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "checks": checks,
         "f1_by_layout": by_layout,
-        "evidence": {"quotes": quotes, "verbatim": sum(r["quotes_verbatim"] for r in rows)},
+        "evidence": evidence,
         "wer": wers,
     }
 
@@ -250,12 +270,13 @@ def render_table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     types = set(rubric.sensitive_data.types)
     for check, by in summary["checks"].items():
         lines.append(_check_row(check, by, summary["f1_by_layout"][check], types))
-    ev = summary["evidence"]
-    share = ev["verbatim"] / ev["quotes"] if ev["quotes"] else None
+    shares = [
+        f"{name} {ev['verbatim']}/{ev['quotes']} ({_num(ev['verbatim'] / ev['quotes'] if ev['quotes'] else None)})"
+        for name, ev in summary["evidence"].items()
+    ]
     lines += [
         "",
-        f"Evidence quotes found verbatim in the transcript at their times: {ev['verbatim']}/{ev['quotes']} "
-        f"({_num(share)}; goal 1.00).",
+        f"Evidence quotes found verbatim in the transcript at their times (goal 1.00): {', '.join(shares)}.",
         "",
         "| WER vs script | clean | noisy |",
         "|---|---:|---:|",

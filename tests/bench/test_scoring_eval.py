@@ -93,7 +93,7 @@ class TestMetrics:
         flags = detected(result.results)
         assert set(flags) == set(CHECKS)
         facts = call.facts_after_render(entry["turn_starts"])
-        for check in ("greeting_missing", "closing_missing", "identity_flagged"):
+        for check in ("greeting_missing", "closing_missing", "identity_flagged", "interruption"):
             assert flags[check] == facts[check], check
         quotes = list(evidence_items(result.results))
         segments = [s.model_dump() for s in transcript.segments]
@@ -113,7 +113,10 @@ class TestMetrics:
             "noisy stereo": 1.0,
         }
         assert summary["wer"] == {"stereo": {"clean": 0.1, "noisy": 0.1}, "mono": {"clean": 0.3}}
-        assert summary["evidence"] == {"quotes": 6, "verbatim": 3}
+        assert summary["evidence"] == {
+            "clean": {"quotes": 4, "verbatim": 2},
+            "noisy": {"quotes": 2, "verbatim": 1},
+        }
 
 
 def test_noise_is_added_at_the_asked_snr() -> None:
