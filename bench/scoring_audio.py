@@ -1,7 +1,7 @@
 """Audio and transcripts of the scoring corpus, cached under ``var/scoring_eval/``.
 
-Clean calls are rendered by ``tests/speech.py`` (espeak-ng + sox, cached by content; the cache folder
-is ``var/scoring_eval/speech`` unless ``CALLCOV_SPEECH_CACHE`` names another). The noisy variant adds
+Clean calls are rendered by ``tests/speech.py`` (espeak-ng + sox, cached by content; the bench sets
+the cache folder to ``var/scoring_eval/speech`` unless ``CALLCOV_SPEECH_CACHE`` names another). The noisy variant adds
 white noise at a given SNR (dB) over the call's active speech, seeded by the call, to every channel.
 Transcripts come from ``WhisperTranscriber`` with the whisper args of ``configs/serve.local.yaml``
 (the CPU service), and are cached by audio hash + model + code version (a hash of the transcription
@@ -23,7 +23,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "scoring_eval"
 TRANSCRIPTION_SOURCES = ("whisper.py", "whisper_decoding.py", "whisper_batching.py", "diarization.py")
-os.environ.setdefault("CALLCOV_SPEECH_CACHE", str(VAR / "speech"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from scoring_corpus import CallSpec  # noqa: E402

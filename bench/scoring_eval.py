@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -316,6 +317,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    os.environ.setdefault("CALLCOV_SPEECH_CACHE", str(VAR / "speech"))
     manifest_path = VAR / "manifest.json"
     if args.rescore_only:
         manifest = json.loads(manifest_path.read_text())
