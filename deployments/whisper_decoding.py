@@ -25,6 +25,9 @@ SAMPLE_RATE = 16_000
 PACKAGED_MODELS = {"base": WHISPER_BASE, "whisper-base": WHISPER_BASE}
 # Two channels this similar (normalised correlation) are one signal recorded twice: a mono call.
 DUAL_MONO_CORRELATION = 0.98
+# VAD speech regions closer than this join into one clip of at most CLIP_MAX_S (``speech_clips``).
+CLIP_MAX_GAP_S = 10.0
+CLIP_MAX_S = 30.0
 
 
 class AudioError(ValueError):
@@ -227,12 +230,57 @@ def transcribe_channel(engine: Any, audio: np.ndarray, options: dict[str, Any]) 
     duration = len(audio) / SAMPLE_RATE
     if duration < 0.1:
         return ChannelResult([], options.get("language") or "en", 0.0, 0.0)
-    raw_segments, info = engine.transcribe(audio, **options)
+    clipped, speech_s = speech_clips(audio, options)
+    # No speech found: faster-whisper's own VAD path (which finds none either) keeps its language info.
+    raw_segments, info = engine.transcribe(audio, **(clipped if speech_s > 0 else options))
     segments = [_segment(raw, duration) for raw in raw_segments]
-    speech_s = info.duration_after_vad if info.duration_after_vad is not None else duration
     return ChannelResult(
         [s for s in segments if s.text], info.language, float(info.language_probability), float(speech_s)
     )
+
+
+def speech_clips(audio: np.ndarray, options: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """With ``vad_filter``, the VAD's speech regions become ``clip_timestamps``: Whisper decodes each
+    region where it lies, with the silence around it, instead of faster-whisper's VAD path, which
+    joins the regions end to end. Joined, the turns of one stereo channel (whose gaps are the other
+    speaker's turns) run into each other, and Whisper reads, say, a card number and the expiry date
+    the customer gives next as one number. Returns the options to decode with and the seconds of
+    speech kept (the whole channel without VAD)."""
+    if not options.get("vad_filter"):
+        return options, len(audio) / SAMPLE_RATE
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    batched = "batch_size" in options
+    parameters = dict(options.get("vad_parameters") or {})
+    if batched:  # each clip is one chunk of the batched pipeline: at most 30 s
+        parameters["max_speech_duration_s"] = min(parameters.get("max_speech_duration_s", 30.0), 30.0)
+    regions = merge_regions(
+        [
+            (r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE)
+            for r in get_speech_timestamps(audio, VadOptions(**parameters))
+        ]
+    )
+    rest = {k: v for k, v in options.items() if k not in ("vad_filter", "vad_parameters")}
+    clips: list[Any] = (
+        [{"start": start, "end": end} for start, end in regions]
+        if batched
+        else [t for region in regions for t in region]
+    )
+    return {**rest, "vad_filter": False, "clip_timestamps": clips}, sum(e - s for s, e in regions)
+
+
+def merge_regions(
+    regions: Sequence[tuple[float, float]], max_gap_s: float = CLIP_MAX_GAP_S, max_clip_s: float = CLIP_MAX_S
+) -> list[tuple[float, float]]:
+    """Speech regions joined, with the silence between them, into clips of at most ``max_clip_s``
+    where the silence is shorter than ``max_gap_s``."""
+    clips: list[tuple[float, float]] = []
+    for start, end in regions:
+        if clips and start - clips[-1][1] < max_gap_s and end - clips[-1][0] <= max_clip_s:
+            clips[-1] = (clips[-1][0], end)
+        else:
+            clips.append((start, end))
+    return clips
 
 
 def _segment(raw: Any, duration: float) -> SpokenSegment:

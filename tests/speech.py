@@ -83,12 +83,13 @@ def synthesize_call(
     leading_silence_s: float = 0.0,
     overlaps: Mapping[int, float] | None = None,
     voices: Mapping[str, str] = VOICES,
+    words_per_minute: int = WORDS_PER_MINUTE,
 ) -> CallTruth:
     """Render ``turns`` ((role, text) pairs, role ``agent`` or ``customer``) into a WAV file.
 
     ``gap_s`` is the silence between turns, ``leading_silence_s`` the silence before the first one, and
     ``overlaps`` maps a turn's index to how many seconds it starts before the previous turn ends (it
-    replaces the gap). ``path`` gets a copy of the cached file; without it the cached file is returned.
+    replaces the gap), ``words_per_minute`` espeak-ng's speed. ``path`` gets a copy of the cached file; without it the cached file is returned.
     """
     for role, _ in turns:
         if role not in voices:
@@ -103,10 +104,14 @@ def synthesize_call(
         "voices": dict(voices),
         "espeak": _espeak_version(),
     }
+    if words_per_minute != WORDS_PER_MINUTE:  # keeps the cache keys of calls at the default speed
+        spec["words_per_minute"] = words_per_minute
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
     cached_wav, cached_truth = cache_dir() / f"{key}.wav", cache_dir() / f"{key}.json"
     if not (cached_wav.is_file() and cached_truth.is_file()):
-        truth = _render(turns, cached_wav, stereo, gap_s, leading_silence_s, overlaps or {}, voices)
+        truth = _render(
+            turns, cached_wav, stereo, gap_s, leading_silence_s, overlaps or {}, voices, words_per_minute
+        )
         _write_atomic(cached_truth, json.dumps([asdict(t) for t in truth[1]]).encode())
     duration, truth_turns = _read_truth(cached_wav, cached_truth)
     target = cached_wav
@@ -116,12 +121,12 @@ def synthesize_call(
     return CallTruth(path=target, stereo=stereo, duration_s=duration, turns=truth_turns)
 
 
-def speak(text: str, voice: str) -> np.ndarray:
+def speak(text: str, voice: str, words_per_minute: int = WORDS_PER_MINUTE) -> np.ndarray:
     """One utterance as int16 samples at 16 kHz, with the silence at both ends trimmed."""
     with tempfile.TemporaryDirectory() as tmp:
         raw, resampled = Path(tmp) / "raw.wav", Path(tmp) / "16k.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", str(raw), text],
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), text],
             check=True,
             capture_output=True,
         )
@@ -161,8 +166,9 @@ def _render(
     leading_silence_s: float,
     overlaps: Mapping[int, float],
     voices: Mapping[str, str],
+    words_per_minute: int = WORDS_PER_MINUTE,
 ) -> tuple[np.ndarray, list[TurnTruth]]:
-    clips = [speak(text, voices[role]) for role, text in turns]
+    clips = [speak(text, voices[role], words_per_minute) for role, text in turns]
     starts: list[int] = []
     cursor = round(leading_silence_s * SAMPLE_RATE)
     for index, clip in enumerate(clips):
