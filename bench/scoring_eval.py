@@ -35,6 +35,7 @@ from scoring_corpus import CallSpec, corpus  # noqa: E402
 from scoring_metrics import (  # noqa: E402
     CHECKS,
     LLM_LABELS,
+    TYPE_KINDS,
     agreement,
     detected,
     evidence_items,
@@ -45,6 +46,7 @@ from scoring_metrics import (  # noqa: E402
 from wer import wer  # noqa: E402
 
 from callcov.inference.transcript import Segment, Transcript, Word  # noqa: E402
+from callcov.scoring.redaction import redact_transcript  # noqa: E402
 from callcov.scoring.scorer import score  # noqa: E402
 
 MARKS = ("<!-- scoring-eval:begin -->", "<!-- scoring-eval:end -->")
@@ -135,7 +137,8 @@ def score_entry(
     if spec.variants.get("recording_notice") != "paraphrased":  # what rules alone can get right
         facts[VERBATIM_NOTICE] = facts["call_recording_notice_missing"]
     flags[VERBATIM_NOTICE] = flags["call_recording_notice_missing"]
-    segments = [s.model_dump() for s in transcript.segments]
+    # Quotes are checked against the transcript the API returns: the redacted one.
+    segments = [s.model_dump() for s in redact_transcript(transcript).segments]
     quotes = list(evidence_items(result.results))
     hypothesis = " ".join(s.text for s in transcript.segments)
     return {
@@ -246,7 +249,7 @@ def _check_row(check: str, by: dict[str, Any], layouts: dict[str, Any], rubric_t
             short.append(name)
     goal = "short: " + ", ".join(short) if short else "met"
     kind = check.removeprefix("sensitive_")
-    if check.startswith("sensitive_") and kind not in rubric_types:
+    if check.startswith("sensitive_") and kind not in {TYPE_KINDS.get(t, t) for t in rubric_types}:
         goal += " (not a type of the rubric)"
     return f"| {check} | {' | '.join(cells)} | {goal} |"
 

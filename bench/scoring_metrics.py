@@ -14,6 +14,8 @@ from typing import Any
 
 # Sensitive kinds the facts know; the scorer reports those its rubric lists (``sensitive_data.types``).
 SENSITIVE_KINDS = ("credit_card", "ssn", "account_number", "cvv", "expiry")
+# The redaction types of the platform, as the facts name them.
+TYPE_KINDS = {"credit_card_cvv": "cvv", "credit_card_expiration": "expiry"}
 PROHIBITED_CATEGORIES = ("dismissive", "coercive", "misleading", "profanity")
 CHECKS = (
     "identity_flagged",
@@ -55,7 +57,7 @@ def detected(results: Mapping[str, Any]) -> dict[str, bool | None]:
         "interruption": bool(interruptions.get("total")) if _evaluated(interruptions) else None,
     }
     categories = {i["category"] for i in prohibited.get("instances") or []}
-    kinds = {i["type"] for i in sensitive.get("instances") or []}
+    kinds = {TYPE_KINDS.get(i["type"], i["type"]) for i in sensitive.get("instances") or []}
     out.update({f"prohibited_{c}": c in categories for c in PROHIBITED_CATEGORIES})
     out.update({f"sensitive_{k}": k in kinds for k in SENSITIVE_KINDS})
     return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from callcov.scoring.text import WORD_SPLIT, SegmentText
 
 DIGIT_WORDS = {
-    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "zero": "0", "nil": "0", "oh": "0", "o": "0", "or": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
 TEENS = {
@@ -32,8 +32,10 @@ TENS = {
 }  # fmt: skip
 REPEATS = {"double": 2, "triple": 3}
 FILLERS = {"uh", "um", "er", "erm", "ah", "hmm", "mm"}
-SOFT_ZERO = {"oh", "o"}  # only a digit inside a number, never at its edges
+# Only a digit inside a number, never at its edges ("or": how ASR often writes a spoken "oh").
+SOFT_ZERO = {"oh", "o", "or"}
 _NUMERIC = re.compile(r"^[0-9]+$")
+_DOTTED = re.compile(r"^[0-9]+(?:\.[0-9]+){2,}$")
 _EDGE = ",.;:!?\"'()[]{}"
 _PAUSE_S = 1.0
 SPLIT_GAP_S = 2.0
@@ -51,7 +53,12 @@ class Item:
 
 
 def pieces_of(word: str) -> list[str]:
-    return [p.strip(_EDGE).lower() for p in WORD_SPLIT.split(word) if p.strip(_EDGE)]
+    """The lower-case pieces of a word; digits ASR separated by dots ("9.3.1", not "12.50") split."""
+    out: list[str] = []
+    for p in WORD_SPLIT.split(word):
+        p = p.strip(_EDGE).lower()
+        out.extend(p.split(".") if _DOTTED.match(p) else [p] if p else [])
+    return out
 
 
 def is_digit_word(word: str) -> bool:

@@ -11,7 +11,9 @@ digits with the words around them, not on exact lengths:
   question). The keyword class nearest to the number decides: card, CVV, expiry, SSN, account, or a
   look-alike (order, reference, confirmation, tracking, phone, ...).
 - After a card keyword: 12-23 digits are a card, Luhn or not (ASR dropped or inserted digits).
-- After a CVV keyword: 3-4 digits. After an expiry keyword: 2-6 digits.
+- After a CVV keyword: 3-4 digits. After an expiry keyword: 2-6 digits. When both were asked for
+  ("the expiry date and the security code?"), the answer's first number is the expiry if it reads as
+  a month and a year ("329", "12 27"), and a later one of 3-4 digits the CVV.
 - 9 digits written ddd-dd-dddd are an SSN anywhere. After an SSN keyword: 7-11 digits.
 - After an account keyword: 6-20 digits.
 - Anywhere but right after a look-alike keyword: 13-19 digits that pass the Luhn check.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callcov.scoring.digits import Item, digit_runs, pieces_of
+from callcov.scoring.digits import Item, digit_runs, is_digit_word, pieces_of
 from callcov.scoring.text import SegmentText, normalize
 
 CONTEXT_WORDS = 12
@@ -39,7 +41,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "cvv", "cvc", "cv2", "cvv2", "security code", "three digit code", "3 digit code", "card code",
         "code on the back", "back of the card", "verification code",
     ),
-    "expiry": ("expiry", "expiration", "expires", "expire", "exp", "valid through", "valid thru", "good through"),
+    "expiry": ("expiry", "expiration", "expires", "expire", "expired", "expiring", "exp", "valid through", "valid thru", "good through"),
     "ssn": ("social security", "ssn", "social"),
     "account": ("account", "acct", "routing", "iban", "sort code", "bank number"),
     "lookalike": (
@@ -95,19 +97,47 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _nearest_class(context: list[str]) -> str | None:
-    """The keyword class whose keyword ends nearest to the end of ``context`` (normalised tokens)."""
-    best: tuple[int, str] | None = None
+def _classes(context: list[str]) -> list[str]:
+    """The keyword classes found in ``context`` (normalised tokens), the nearest to its end first."""
+    last: dict[str, int] = {}
     for cls, words in KEYWORDS.items():
         for kw in words:
             needle = kw.split(" ")
             n = len(needle)
             for end in range(len(context), n - 1, -1):
                 if context[end - n : end] == needle:
-                    if best is None or end > best[0]:
-                        best = (end, cls)
+                    last[cls] = max(last.get(cls, 0), end)
                     break
-    return best[1] if best else None
+    return sorted(last, key=lambda cls: -last[cls])
+
+
+def _month_year(items: list[Item]) -> bool:
+    """A month and a year as ASR writes them: two items ("four twenty seven", "10 30"), or one number:
+    MYY ("329"), MMYY ("1227"), MMYYYY ("042027")."""
+    parts = [it.digits for it in items]
+    if len(parts) == 2:
+        return 1 <= int(parts[0]) <= 12 and len(parts[1]) in (2, 4)
+    d = "".join(parts)
+    if len(d) == 3:
+        return d[0] != "0"
+    return len(d) in (4, 6) and 1 <= int(d[:2]) <= 12 and (len(d) == 4 or d[2:4] == "20")
+
+
+def _card_detail(items: list[Item], classes: list[str], first: bool) -> str | None:
+    """A CVV or an expiry date, when the nearest keyword asks for one. When both were asked for ("the
+    expiry date and the security code?"), the answer's first number, if it is a month and a year, is
+    the expiry, and a later one of 3-4 digits the CVV. ``first``: no digits before it in its segment."""
+    n = sum(len(it.digits) for it in items)
+    if classes[0] not in ("cvv", "expiry"):
+        return None
+    if "cvv" in classes and "expiry" in classes:
+        if first and _month_year(items):
+            return "credit_card_expiration"
+        if not first and 3 <= n <= 4:
+            return "credit_card_cvv"
+    if classes[0] == "cvv":
+        return "credit_card_cvv" if 3 <= n <= 4 else None
+    return "credit_card_expiration" if 2 <= n <= 6 else None
 
 
 def _context(texts: list[SegmentText], first: Item) -> list[str]:
@@ -123,7 +153,8 @@ def _followed_by_amount(texts: list[SegmentText], last: Item) -> bool:
     return bool(after) and after[0] in AMOUNT_WORDS
 
 
-def _classify(items: list[Item], cls: str | None, *, strict: bool) -> str | None:
+def _classify(items: list[Item], classes: list[str], *, strict: bool, first: bool) -> str | None:
+    cls = classes[0] if classes else None
     digits = "".join(it.digits for it in items)
     n = len(digits)
     if not digits.strip("0"):
@@ -136,10 +167,9 @@ def _classify(items: list[Item], cls: str | None, *, strict: bool) -> str | None
         return "ssn"
     if cls == "card" and 12 <= n <= 23:
         return "credit_card"
-    if cls == "cvv" and 3 <= n <= 4:
-        return "credit_card_cvv"
-    if cls == "expiry" and 2 <= n <= 6:
-        return "credit_card_expiration"
+    detail = _card_detail(items, classes, first) if classes else None
+    if detail is not None:
+        return detail
     if cls == "ssn" and 7 <= n <= 11:
         return "ssn"
     if cls == "account" and 6 <= n <= 20:
@@ -166,7 +196,9 @@ def _run_hits(texts: list[SegmentText], run: list[Item]) -> list[Hit]:
             if any(a <= y and x <= b for x, y in taken):
                 continue
             items = run[a : b + 1]
-            kind = _classify(items, _nearest_class(_context(texts, items[0])), strict=strict)
+            st = texts[items[0].seg]
+            first = not any(is_digit_word(w.text) for w in st.words[: items[0].word])
+            kind = _classify(items, _classes(_context(texts, items[0])), strict=strict, first=first)
             if kind is not None:
                 taken.append((a, b))
                 hits.append(Hit(kind, tuple(items)))

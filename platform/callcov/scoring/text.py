@@ -17,7 +17,7 @@ from callcov.inference.transcript import Segment
 
 WORD_SPLIT = re.compile(r"[\s\-\u2010-\u2015/]+")
 _DROP = re.compile(r"[^\w]+|_")
-_EDGE = " \t\n,.;:!?\"'()[]{}"
+_EDGE = " \t\n,.;:!?\"'(){}"  # not brackets: a quote may end with a redaction marker
 
 
 def norm_pieces(text: str) -> list[str]:
@@ -40,6 +40,7 @@ class TimedWord:
     text: str  # as in the transcript
     start: float
     end: float
+    glued: bool = False  # written onto the previous word ("risk" "-free"): no space before it
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class SegmentText:
 
     def span(self, first: int, last: int) -> Span:
         """The words ``first..last`` as a quote with their times."""
-        quote = " ".join(w.text for w in self.words[first : last + 1]).strip(_EDGE)
+        words = self.words[first : last + 1]
+        quote = "".join(w.text if w.glued or i == 0 else f" {w.text}" for i, w in enumerate(words))
+        quote = quote.strip(_EDGE)
         return Span(
             self.index, self.speaker, first, last, self.words[first].start, self.words[last].end, quote
         )
@@ -109,11 +112,27 @@ def _interpolated(segment: Segment) -> list[TimedWord]:
     return out
 
 
+def _aligned(segment: Segment) -> list[TimedWord]:
+    """The segment's timed words, each marked ``glued`` when the segment's text writes it onto the
+    previous word ("risk" "-free" in "risk-free"), so that quotes read as the text does."""
+    out: list[TimedWord] = []
+    text, pos = segment.text, 0
+    for w in segment.words:
+        word = w.text.strip()
+        if not word:
+            continue
+        at = text.find(word, pos)
+        glued = bool(out) and at == pos and at > 0 and not text[at - 1].isspace()
+        pos = at + len(word) if at >= 0 else pos
+        out.append(TimedWord(word, w.start, w.end, glued=glued))
+    return out
+
+
 def segment_text(segment: Segment, index: int, *, use_words: bool = True) -> SegmentText:
     """The normalised, timed text of ``segment`` (word timestamps when present and ``use_words``)."""
     timed = use_words and any(w.text.strip() for w in segment.words)
     if timed:
-        words = [TimedWord(w.text.strip(), w.start, w.end) for w in segment.words if w.text.strip()]
+        words = _aligned(segment)
     else:
         words = _interpolated(segment)
     token_words: list[int] = []

@@ -93,6 +93,20 @@ class TestTranscriptRedaction:
         ]  # fmt: skip
 
 
+class TestCardDetails:
+    @pytest.mark.parametrize(
+        "answer", ["329 and the code is 324.", "12 27, and the code is 568.", "1129 and the code in 548."]
+    )
+    def test_expiry_then_cvv_when_both_were_asked(self, answer: str) -> None:
+        """Whisper wrote "March 2029" as "329": after "the expiry date and the security code?" the
+        first number that reads as a month and a year is the expiry, the next one the CVV."""
+        kinds = found(
+            seg("agent", 0.0, "Thank you. And the expiry date and the security code?"),
+            seg("customer", 4.0, answer),
+        )
+        assert [k for k, _ in kinds] == ["credit_card_expiration", "credit_card_cvv"]
+
+
 class TestAsrErrors:
     def test_twenty_one_digits_after_a_card_keyword(self) -> None:
         """Finding: Whisper wrote 21 digits for a 16-digit card and the check reported nothing."""
@@ -120,10 +134,16 @@ class TestAsrErrors:
             "forty one eleven, eleven eleven, eleven eleven, eleven eleven",
             "four one double one, double one double one, one one one one, triple one one",
             "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+            "4.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1",
         ],
     )
     def test_digits_spelled_as_words(self, spoken: str) -> None:
         assert found(seg("customer", 0.0, f"Sure it is {spoken}.")) == [("credit_card", "1111")]
+
+    def test_oh_written_as_or_inside_a_number(self) -> None:
+        assert found(
+            seg("customer", 0.0, "My card number is double 5, 7 or 3, 1 2 3 4 5 6 7 8 9 0 1 2.")
+        ) == [("credit_card", "9012")]
 
     def test_groups_split_across_segments(self) -> None:
         """A slow reading split by VAD, with the agent's backchannel in between."""
@@ -194,6 +214,16 @@ class TestScoring:
         assert scrub_text(f"read {CARD} aloud") == "read [CREDIT_CARD] aloud"
         assert scrub_text("ref 12345678 ok") == "ref [redacted] ok"
         assert scrub_text("call at 5 pm") == "call at 5 pm"
+
+
+def test_quotes_read_as_the_segment_text() -> None:
+    """Whisper's words "risk" "-free" quote as "risk-free", and a quote may end with a marker."""
+    segment = seg("agent", 0.0, "It is completely risk -free.")
+    segment.text = "It is completely risk-free."
+    redacted = redact_transcript(call(segment, seg("customer", 4.0, f"It is {CARD}")))
+    view = build_view(redacted, load_rubric(), "outbound")
+    assert view.texts[0].span(2, 4).quote == "completely risk-free"
+    assert view.texts[1].span(0, 2).quote == "It is [CREDIT_CARD]"
 
 
 def test_transcript_model_round_trips_redactions() -> None:
