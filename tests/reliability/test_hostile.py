@@ -32,6 +32,7 @@ ARGUED = {
     ("ST202", "invalid_file_format"),
     ("ST202", "billing_portal_unavailable"),
     ("ST202", "invalid_password"),  # a random current_password is not the account's
+    ("ST202", "invalid_tier"),  # a state: the account is already on that plan
     # email-validator refuses special-use domains (`i@i.test`), which `format: email` allows.
     ("ST202", "validation_error:special_use_domain"),
 }
