@@ -197,3 +197,15 @@ async def test_bad_documents_refused(client: httpx.AsyncClient, signed_up: SignU
     assert _error(not_object)["loc"] == ["body", "document"]
     listed = (await client.get("/api/v1/rubrics", headers=h(key))).json()
     assert [i["id"] for i in listed["items"] if not i["builtin"]] == []  # nothing was stored
+
+
+async def test_create_is_idempotent(client: httpx.AsyncClient, signed_up: SignUp) -> None:
+    key = await create_key(client, await signed_up(), "test")
+    body = {"name": "Acme", "document": await default_document(client, key)}
+    headers = {**h(key), "Idempotency-Key": "rubric-1"}
+    first = await client.post("/api/v1/rubrics", json=body, headers=headers)
+    again = await client.post("/api/v1/rubrics", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json()["id"] == first.json()["id"]
+    listed = (await client.get("/api/v1/rubrics", headers=h(key))).json()
+    assert [i["id"] for i in listed["items"] if not i["builtin"]] == [first.json()["id"]]
