@@ -21,6 +21,8 @@ FORBIDDEN = {
     "billing-alone": ("platform/callcov/billing/plans.py", "import callcov.webhooks.schemas"),
     "webhooks-generic": ("platform/callcov/webhooks/schemas.py", "import callcov.analyses.schemas"),
     "deployments-edge": ("deployments/run.py", "import callcov.billing.plans"),
+    "rubrics-below-analyses": ("platform/callcov/rubrics/refs.py", "import callcov.analyses.schemas"),
+    "scoring-pure": ("platform/callcov/scoring/text.py", "import callcov.rubrics.refs"),
 }
 
 

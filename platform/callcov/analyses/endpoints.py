@@ -77,7 +77,11 @@ SUBMISSION_BODY = {
                         "call_direction": {"type": "string", "enum": ["inbound", "outbound"]},
                         "call_timestamp": {"type": "string", "description": "ISO 8601 or Unix seconds"},
                         "language": {"type": "string"},
-                        "rubric": {"type": "string"},
+                        "rubric": {
+                            "type": "string",
+                            "description": "A built-in rubric (`default`, `default@2`) or the account's "
+                            "(`rub_…`, `rub_…@3`)",
+                        },
                         "redact_pii": {"type": "boolean"},
                         "redact_pii_policies": {
                             "type": "string",

@@ -43,8 +43,9 @@ from callcov.inference.transcript import Transcript
 from callcov.kit import metrics
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
+from callcov.rubrics import service as rubrics
 from callcov.scoring.redaction import redact_transcript
-from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
+from callcov.scoring.rubric import Rubric, RubricInvalid, RubricNotFound
 from callcov.scoring.scorer import ScoringResult, score
 from callcov.storage.objects import Storage
 from callcov.worker import queue
@@ -190,7 +191,7 @@ class AnalysisPipeline:
             Transcript.model_validate(job.payload["transcript"]), analysis.redact_pii_policies
         )
         try:
-            rubric = load_rubric(analysis.rubric_id)
+            rubric = await self._rubric(analysis)
             scored = await score(
                 transcript,
                 rubric=rubric,
@@ -205,6 +206,13 @@ class AnalysisPipeline:
             raise PermanentError(f"{analysis.id}: {exc}") from exc
         elapsed_ms = int(job.payload.get("transcription_ms", 0)) + round((time.monotonic() - started) * 1000)
         await self._complete(analysis.id, transcript, scored, elapsed_ms)
+
+    async def _rubric(self, analysis: Analysis) -> Rubric:
+        """The rubric the analysis recorded: a built-in file, or the account's stored version."""
+        async with self.sessionmaker() as session:
+            return await rubrics.load_for_scoring(
+                session, (analysis.user_id, analysis.livemode), analysis.rubric_id, analysis.rubric_version
+            )
 
     async def _complete(
         self, analysis_id: uuid.UUID, transcript: Transcript, scored: ScoringResult, elapsed_ms: int

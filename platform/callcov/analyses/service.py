@@ -11,6 +11,7 @@ from callcov.auth.principal import Principal
 from callcov.billing import metering
 from callcov.config import BillingSettings, NetworkSettings
 from callcov.models import Analysis, WebhookEvent
+from callcov.rubrics import service as rubrics
 from callcov.webhooks import service as webhooks
 from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker import queue
@@ -29,6 +30,8 @@ async def create_analysis(
     waker: Waker,
 ) -> Analysis:
     fields, info, audio = submission.fields, submission.info, submission.audio
+    scope = (principal.account_id, principal.livemode)
+    rubric_id, rubric_version = await rubrics.choose(session, scope, fields.rubric)  # 400 before billing
     metered = await metering.check(session, principal, info.duration_s / 60, billing)  # 402 before any work
     analysis = Analysis(
         user_id=principal.account_id,
@@ -47,7 +50,8 @@ async def create_analysis(
         language=fields.language,
         client_metadata=fields.metadata or {},
         webhook_url=fields.webhook_url,
-        rubric_id=fields.rubric or "default",
+        rubric_id=rubric_id,
+        rubric_version=rubric_version,
         analysis_level=metered.level,
         redact_pii=bool(fields.pii_policies),
         redact_pii_policies=fields.pii_policies,

@@ -23,8 +23,9 @@ from callcov.config import NetworkSettings, StorageSettings
 from callcov.errors import BadRequest
 from callcov.kit.metadata import validate_metadata
 from callcov.kit.text import SafeStr
+from callcov.rubrics.refs import REF_PATTERN, parse_ref
 from callcov.scoring.pii import POLICIES
-from callcov.scoring.rubric import RubricNotFound, load_rubric
+from callcov.scoring.rubric import RubricInvalid, RubricNotFound, load_rubric
 from callcov.storage.objects import Storage, StoredAudio
 from callcov.webhooks.sender import check_webhook_url
 
@@ -55,7 +56,11 @@ class SubmissionFields(BaseModel):
     call_direction: Literal["inbound", "outbound"] | None = None
     call_timestamp: datetime | None = Field(default=None, description="ISO 8601 or Unix seconds")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
-    rubric: str | None = Field(default=None, pattern=r"^[a-z0-9_\-]{1,64}$")
+    rubric: str | None = Field(
+        default=None,
+        pattern=REF_PATTERN,
+        description="A built-in rubric (`default`, `default@2`) or the account's (`rub_…`, `rub_…@3`).",
+    )
     redact_pii: bool = Field(
         default=False, description="Also redact the PII of `redact_pii_policies` (all of them if omitted)."
     )
@@ -105,10 +110,11 @@ def _validated(raw: dict[str, Any], loc: str) -> SubmissionFields:
             "redact_pii_policies needs redact_pii: true",
             details={"field": "redact_pii_policies", "requires": "redact_pii"},
         )
-    if fields.rubric:
+    ref = parse_ref(fields.rubric) if fields.rubric else None
+    if ref is not None and not ref.is_account:  # an account's rubric is checked with the account
         try:
-            load_rubric(fields.rubric)
-        except RubricNotFound as exc:
+            load_rubric(ref.id, ref.version)
+        except (RubricNotFound, RubricInvalid) as exc:
             raise SubmissionInvalid(
                 f"Unknown rubric '{fields.rubric}'", details={"rubric": fields.rubric}
             ) from exc

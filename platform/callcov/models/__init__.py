@@ -11,6 +11,7 @@ from callcov.models.invoice import Invoice
 from callcov.models.job import Job
 from callcov.models.plan_change import PlanChange
 from callcov.models.refresh_token import RefreshToken
+from callcov.models.rubric import AccountRubric, RubricVersion
 from callcov.models.subscription import Subscription
 from callcov.models.usage_record import UsageRecord
 from callcov.models.usage_report import UsageReport
@@ -20,6 +21,7 @@ from callcov.models.webhook_event import WebhookEvent
 from callcov.models.webhook_secret import WebhookSecret
 
 __all__ = [
+    "AccountRubric",
     "Analysis",
     "ApiKey",
     "BillingEvent",
@@ -31,6 +33,7 @@ __all__ = [
     "Job",
     "PlanChange",
     "RefreshToken",
+    "RubricVersion",
     "Subscription",
     "UsageRecord",
     "UsageReport",
