@@ -41,6 +41,12 @@ ARGUED = {
 ARGUED_ON = {
     ("POST /api/v1/auth/register", "ST202", "bad_request"),
     ("POST /api/v1/auth/resend-verification", "ST202", "bad_request"),
+    # A rubric document is validated past its JSON Schema: its patterns are compiled and timed (422),
+    # and built-in or archived rubrics take no new version and cannot be archived (400).
+    ("POST /api/v1/rubrics", "ST202", "None"),
+    ("POST /api/v1/rubrics/{rubric_ref}/versions", "ST202", "None"),
+    ("POST /api/v1/rubrics/{rubric_ref}/versions", "ST202", "bad_request"),
+    ("DELETE /api/v1/rubrics/{rubric_ref}", "ST202", "bad_request"),
 }
 CHECK = re.compile(r"- (ST\d+) ")
 CODE = re.compile(r'"code":"([a-z_]+)"')
