@@ -109,34 +109,35 @@ async def create(
     return RubricPublic(**_account_summary(row, 1), document=_document(rubric))
 
 
-async def add_version(
-    session: AsyncSession, scope: Scope, value: str, document: dict[str, Any]
-) -> RubricPublic:
+async def _own_to_change(session: AsyncSession, scope: Scope, value: str) -> AccountRubric:
+    """The account's rubric that ``value`` (an unversioned reference) names, locked for a change."""
     ref = parse_ref(value)
     if ref is not None and not ref.is_account and ref.version is None:
         raise BuiltinReadOnly()
     if ref is None or ref.version is not None:
         raise RubricNotFoundError()
-    row = await _own(session, scope, ref, lock=True)
+    return await _own(session, scope, ref, lock=True)
+
+
+async def add_version(
+    session: AsyncSession, scope: Scope, value: str, document: dict[str, Any]
+) -> RubricPublic:
+    row = await _own_to_change(session, scope, value)
     if row.archived_at is not None:
         raise RubricArchived()
     number = row.latest_version + 1
     rubric = await validate_document(document, public_id(row.id), number)
     row.latest_version, row.updated_at = number, utcnow()
     session.add(row)
-    session.add(RubricVersion(rubric_id=row.id, version=number, document=_document(rubric)))
+    stored = _document(rubric)
+    session.add(RubricVersion(rubric_id=row.id, version=number, document=stored))
     await session.flush()
-    return RubricPublic(**_account_summary(row, number), document=_document(rubric))
+    return RubricPublic(**_account_summary(row, number), document=stored)
 
 
 async def archive(session: AsyncSession, scope: Scope, value: str) -> RubricPublic:
     """Archive (idempotent): the rubric can no longer be chosen; analyses that used it keep naming it."""
-    ref = parse_ref(value)
-    if ref is not None and not ref.is_account and ref.version is None:
-        raise BuiltinReadOnly()
-    if ref is None or ref.version is not None:
-        raise RubricNotFoundError()
-    row = await _own(session, scope, ref, lock=True)
+    row = await _own_to_change(session, scope, value)
     if row.archived_at is None:
         row.archived_at = row.updated_at = utcnow()
         session.add(row)
