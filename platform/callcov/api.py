@@ -11,6 +11,7 @@ from callcov.analyses.webhook_endpoints import router as analysis_webhook_router
 from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
 from callcov.billing.endpoints import router as billing_router
+from callcov.rescores.endpoints import router as rescores_router
 from callcov.rubrics.endpoints import router as rubrics_router
 from callcov.users.endpoints import router as users_router
 from callcov.webhooks.endpoints import secret_router as webhook_secret_router
@@ -31,6 +32,7 @@ def build_api_router() -> APIRouter:
         webhook_secret_router,
         billing_router,
         rubrics_router,
+        rescores_router,
     )
     for domain in domains:
         router.include_router(domain)

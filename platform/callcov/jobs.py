@@ -12,10 +12,17 @@ from callcov.analyses.pipeline import Inference
 from callcov.billing import tasks as billing
 from callcov.config import Settings
 from callcov.inference.ports import LLMClient, Transcriber
+from callcov.rescores import tasks as rescores
 from callcov.webhooks import tasks as webhooks
 from callcov.worker.wiring import Runners, TaskGroup, build_runners
 
-TASK_GROUPS: tuple[TaskGroup, ...] = (analyses.TRANSCRIPTION, analyses.SCORING, webhooks.TASKS, billing.TASKS)
+TASK_GROUPS: tuple[TaskGroup, ...] = (
+    analyses.TRANSCRIPTION,
+    analyses.SCORING,
+    rescores.RESCORING,
+    webhooks.TASKS,
+    billing.TASKS,
+)
 
 
 def build_job_runners(
@@ -26,7 +33,7 @@ def build_job_runners(
     llm: LLMClient | None,
     worker_id: str | None = None,
 ) -> Runners:
-    """The runners of every task group (by group name: ``transcription``, ``scoring``, ``webhooks``,
-    ``billing``)."""
+    """The runners of every task group (by group name: ``transcription``, ``scoring``, ``rescoring``,
+    ``webhooks``, ``billing``)."""
     ports = Inference(transcriber=transcriber, llm=llm)
     return build_runners(TASK_GROUPS, sessionmaker, settings, ports, worker_id=worker_id)

@@ -59,6 +59,37 @@ SCORE_JOB = (
 )
 
 
+UNDECODABLE = "The recording could not be decoded for transcription."
+
+
+async def transcribe_recording(
+    transcriber: Transcriber, analysis: Analysis, path: Path, max_duration_s: float | None
+) -> Transcript:
+    """The transcriber's transcript of ``analysis``' recording at ``path``, its failures as the
+    runner's (``ValueError``: the audio cannot be decoded, it never will)."""
+    request = TranscriptionRequest(
+        audio_path=str(path),
+        audio_uri=analysis.audio_uri,
+        language=analysis.language,
+        audio_format=analysis.audio_format,
+        max_duration_s=max_duration_s,
+    )
+    try:
+        return await transcriber.transcribe(request)
+    except InferenceCrashed as exc:  # the replica died on this call: it may be the call's doing
+        raise WorkerCrashed(str(exc)) from exc
+    except InferenceError as exc:
+        raise RetryableError(str(exc)) from exc
+
+
+def decode_limit(analysis: Analysis, max_duration_s: float | None) -> float | None:
+    """How much audio the transcriber may decode: what the submission probed (and billed), plus
+    a margin; a file that decodes longer is not what was probed, and is refused."""
+    if analysis.duration_ms is not None:
+        return decode_limit_s(analysis.duration_ms / 1000)
+    return decode_limit_s(max_duration_s) if max_duration_s is not None else None
+
+
 @dataclass
 class Inference:
     transcriber: Transcriber
@@ -139,23 +170,12 @@ class AnalysisPipeline:
         raise Settled()
 
     async def _transcript(self, analysis: Analysis, path: Path) -> Transcript:
-        """The transcriber's transcript of the recording at ``path``; its failures as the runner's."""
-        request = TranscriptionRequest(
-            audio_path=str(path),
-            audio_uri=analysis.audio_uri,
-            language=analysis.language,
-            audio_format=analysis.audio_format,
-            max_duration_s=self._decode_limit(analysis),
-        )
         try:
-            return await self.inference.transcriber.transcribe(request)
-        except InferenceCrashed as exc:  # the replica died on this call: it may be the call's doing
-            raise WorkerCrashed(str(exc)) from exc
-        except InferenceError as exc:
-            raise RetryableError(str(exc)) from exc
+            return await transcribe_recording(
+                self.inference.transcriber, analysis, path, self._decode_limit(analysis)
+            )
         except ValueError as exc:  # the transcriber could not decode the audio: it never will
-            message = "The recording could not be decoded for transcription."
-            await self.fail(analysis.id, message, refund=False)  # the recording's doing: billed
+            await self.fail(analysis.id, UNDECODABLE, refund=False)  # the recording's doing: billed
             raise PermanentError(f"{analysis.id}: {exc}") from exc
 
     async def _bleeped(self, analysis: Analysis, path: Path, transcript: Transcript) -> str:
@@ -174,11 +194,7 @@ class AnalysisPipeline:
             await drop_original(self.storage, self.sessionmaker, analysis)
 
     def _decode_limit(self, analysis: Analysis) -> float | None:
-        """How much audio the transcriber may decode: what the submission probed (and billed), plus
-        a margin; a file that decodes longer is not what was probed, and is refused."""
-        if analysis.duration_ms is not None:
-            return decode_limit_s(analysis.duration_ms / 1000)
-        return decode_limit_s(self.max_duration_s) if self.max_duration_s is not None else None
+        return decode_limit(analysis, self.max_duration_s)
 
     async def score(self, job: Job) -> None:
         """Stage 2: score the transcript the transcription stage recorded, and complete the analysis."""

@@ -26,9 +26,17 @@ from callcov.billing.subscription_state import roll_if_due
 from callcov.billing.usage_reports import REPORT_USAGE_JOB
 from callcov.config import BillingSettings
 from callcov.kit.time import to_unix
-from callcov.models import Analysis, Job, Subscription, UsageRecord
+from callcov.models import Analysis, Job, Rescore, Subscription, UsageRecord
 
-__all__ = ["REPORT_USAGE_JOB", "Metered", "check", "overage_cap", "record"]
+__all__ = [
+    "REPORT_USAGE_JOB",
+    "Metered",
+    "check",
+    "check_rescore",
+    "overage_cap",
+    "record",
+    "record_retranscription",
+]
 
 # Priority processing (growth): the analysis job is queued as if submitted this much earlier, and the
 # dispatcher claims due jobs oldest first.
@@ -80,7 +88,17 @@ async def minutes_in_test_mode(session: AsyncSession, sub: Subscription) -> floa
             )
         )
     ).one()
-    return int(total) / 60000
+    retranscribed = (
+        await session.exec(
+            select(func.coalesce(func.sum(Rescore.minutes), 0)).where(
+                Rescore.user_id == sub.user_id,
+                col(Rescore.livemode).is_(False),
+                col(Rescore.created_at) >= sub.current_period_start,
+                col(Rescore.created_at) < sub.current_period_end,
+            )
+        )
+    ).one()
+    return int(total) / 60000 + float(retranscribed)
 
 
 async def _check_test_quota(
@@ -175,6 +193,44 @@ def record(
     if not principal.livemode:
         return None
     session.add(UsageRecord(user_id=principal.account_id, analysis_id=analysis.id, minutes=metered.minutes))
+    if not metered.report_overage or metered.period_start is None:
+        return None
+    return usage_reports.queue_report(
+        session, principal.account_id, metered.period_start, tier=metered.tier, max_attempts=max_attempts
+    )
+
+
+async def check_rescore(
+    session: AsyncSession, principal: Principal, minutes: float, settings: BillingSettings
+) -> Metered:
+    """A re-scoring (docs/api.md, "Re-scoring"): one that transcribes again (``minutes`` > 0) is
+    checked like a submission of that many minutes; one that scores the stored transcript costs no
+    minutes, but a live one is refused while the subscription is unpaid. Either way the analysis level
+    is the plan's now."""
+    if minutes > 0:
+        return await check(session, principal, minutes, settings)
+    sub = await locked_subscription(session, principal.account_id)
+    await roll_if_due(session, sub)
+    plan = plan_of(sub.tier)
+    if principal.livemode:
+        _refuse_unpaid(sub)
+    return Metered(level=plan.analysis_level, minutes=0.0, tier=plan.tier)
+
+
+def record_retranscription(
+    session: AsyncSession, principal: Principal, rescore: Rescore, metered: Metered, *, max_attempts: int
+) -> Job | None:
+    """The live-mode usage record of a retranscription (its own, beside the submission's)."""
+    if not principal.livemode or metered.minutes <= 0:
+        return None
+    session.add(
+        UsageRecord(
+            user_id=principal.account_id,
+            analysis_id=rescore.analysis_id,
+            rescore_id=rescore.id,
+            minutes=metered.minutes,
+        )
+    )
     if not metered.report_overage or metered.period_start is None:
         return None
     return usage_reports.queue_report(

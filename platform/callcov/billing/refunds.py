@@ -51,14 +51,22 @@ async def period_of(session: AsyncSession, sub: Subscription, when: datetime) ->
     return Period(report.period_start, end, report.tier)
 
 
-async def refund_analysis(session: AsyncSession, analysis_id: uuid.UUID, *, max_attempts: int) -> Job | None:
-    """Void the analysis' usage (live mode only; test mode records none) and credit what it cost.
-    Returns the Stripe usage-report job, if one was queued. The caller commits."""
+async def refund_analysis(
+    session: AsyncSession, analysis_id: uuid.UUID, *, max_attempts: int, rescore_id: uuid.UUID | None = None
+) -> Job | None:
+    """Void the analysis' usage (live mode only; test mode records none), or that of one of its
+    retranscriptions (``rescore_id``), and credit what it cost. Returns the Stripe usage-report job,
+    if one was queued. The caller commits."""
     now = utcnow()
+    which = (
+        col(UsageRecord.rescore_id).is_(None)
+        if rescore_id is None
+        else col(UsageRecord.rescore_id) == rescore_id
+    )
     voided = (
         await session.exec(
             update(UsageRecord)
-            .where(col(UsageRecord.analysis_id) == analysis_id, col(UsageRecord.voided_at).is_(None))
+            .where(col(UsageRecord.analysis_id) == analysis_id, which, col(UsageRecord.voided_at).is_(None))
             .values(voided_at=now)
             .returning(col(UsageRecord.user_id), col(UsageRecord.created_at))
         )

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,6 +72,10 @@ async def find_by_stripe(
     return None
 
 
+# Analyses are counted by their submission's record; a retranscription's adds minutes only.
+SUBMISSION = case((col(UsageRecord.rescore_id).is_(None), 1), else_=0)
+
+
 @dataclass(frozen=True)
 class PeriodUsage:
     minutes: float
@@ -83,7 +87,9 @@ async def period_usage(
 ) -> PeriodUsage:
     row = (
         await session.exec(
-            select(func.coalesce(func.sum(UsageRecord.minutes), 0.0), func.count(col(UsageRecord.id))).where(
+            select(
+                func.coalesce(func.sum(UsageRecord.minutes), 0.0), func.coalesce(func.sum(SUBMISSION), 0)
+            ).where(
                 UsageRecord.user_id == user_id,
                 col(UsageRecord.created_at) >= start,
                 col(UsageRecord.created_at) < end,

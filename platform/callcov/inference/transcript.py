@@ -3,7 +3,8 @@ stored on the analysis as JSON. Times are seconds from the start of the recordin
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,6 +58,23 @@ class Transcript(BaseModel):
     def text(self) -> str:
         """One turn per line, prefixed by the role: ``Agent: …`` / ``Customer: …``."""
         return "\n".join(f"{ROLE_LABELS[s.speaker]}: {s.text.strip()}" for s in self.segments)
+
+    @classmethod
+    def from_public(
+        cls, data: Mapping[str, Any], *, duration_s: float | None, model: str | None
+    ) -> Transcript:
+        """A transcript stored as its ``public()`` form, for scoring it again: diarization is
+        "channels" where segments carry their channel (stereo), else "turns" (how mono calls are split)."""
+        segments = [Segment.model_validate(s) for s in data.get("segments") or []]
+        end = max((s.end for s in segments), default=0.0)
+        return cls(
+            language=str(data.get("language") or "en"),
+            duration_s=duration_s if duration_s is not None else end,
+            segments=segments,
+            diarization="channels" if any(s.channel is not None for s in segments) else "turns",
+            model=model or "",
+            redactions=[Redaction.model_validate(r) for r in data.get("redactions") or []],
+        )
 
     def public(self) -> dict[str, object]:
         """The contract's ``transcript`` object."""

@@ -11,6 +11,7 @@ from callcov.models.invoice import Invoice
 from callcov.models.job import Job
 from callcov.models.plan_change import PlanChange
 from callcov.models.refresh_token import RefreshToken
+from callcov.models.rescore import AnalysisResult, Rescore, RescoreRun
 from callcov.models.rubric import AccountRubric, RubricVersion
 from callcov.models.subscription import Subscription
 from callcov.models.usage_record import UsageRecord
@@ -23,6 +24,7 @@ from callcov.models.webhook_secret import WebhookSecret
 __all__ = [
     "AccountRubric",
     "Analysis",
+    "AnalysisResult",
     "ApiKey",
     "BillingEvent",
     "DisabledWebhookUrl",
@@ -33,6 +35,8 @@ __all__ = [
     "Job",
     "PlanChange",
     "RefreshToken",
+    "Rescore",
+    "RescoreRun",
     "RubricVersion",
     "Subscription",
     "UsageRecord",
