@@ -1,4 +1,4 @@
-"""``callcov``: operator commands (migrations, users, API keys, housekeeping).
+"""``callcov``: operator commands (migrations, users, API keys, bulk re-scoring, housekeeping).
 
 The service itself is started with ``callcov-serve`` (deployments/run.py), which needs Ray.
 """
@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     cap = sub.add_parser("set-overage-cap", help="set an account's cap on overage minutes per period")
     cap.add_argument("email")
     cap.add_argument("minutes", help="whole minutes, or 'default' for the plan's default cap")
+    from callcov.rescores.bulk import add_arguments
+
+    rescore = sub.add_parser(
+        "rescore",
+        help="re-score stored analyses with a rubric: a bulk run, worked by the running service "
+        "(the same code as `ray job submit -- python -m callcov.rescores.bulk`)",
+    )
+    add_arguments(rescore)
     return parser
 
 
@@ -146,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"overage cap of {args.email}: {args.minutes}")
+    elif args.command == "rescore":
+        from callcov.rescores.bulk import run_command
+
+        return run_command(settings, args)
     elif args.command == "prune":
         keys, emails = asyncio.run(_prune(settings))
         print(f"deleted {keys} expired idempotency keys and {emails} old outbox emails")

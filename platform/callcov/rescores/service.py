@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from callcov.auth.principal import Principal
 from callcov.billing import metering
 from callcov.config import BillingSettings
+from callcov.kit.time import utcnow
 from callcov.models import Analysis, Rescore
 from callcov.rescores.errors import NotRescorable, WebhookNotConfigured
 from callcov.rubrics import builtins
@@ -102,3 +103,20 @@ async def start(
     )
     wake_after_commit(session, waker, job.kind, *([report.kind] if report is not None else []))
     return rescore
+
+
+def refused(principal: Principal, analysis: Analysis, ask: Ask, run_id: object, message: str) -> Rescore:
+    """A run's rescore that could not start (its reason kept as the per-call error)."""
+    return Rescore(
+        user_id=principal.account_id,
+        livemode=principal.livemode,
+        analysis_id=analysis.id,
+        run_id=run_id,  # type: ignore[arg-type]
+        rubric_id=ask.rubric_id,
+        rubric_version=ask.rubric_version,
+        retranscribe=ask.retranscribe,
+        webhook=ask.webhook,
+        status="failed",
+        error_message=message[:2000],
+        completed_at=utcnow(),
+    )
