@@ -23,6 +23,7 @@ FORBIDDEN = {
     "deployments-edge": ("deployments/run.py", "import callcov.billing.plans"),
     "rubrics-below-analyses": ("platform/callcov/rubrics/refs.py", "import callcov.analyses.schemas"),
     "scoring-pure": ("platform/callcov/scoring/text.py", "import callcov.rubrics.refs"),
+    "rescores-on-top": ("platform/callcov/analyses/schemas.py", "import callcov.rescores.errors"),
 }
 
 

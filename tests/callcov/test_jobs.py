@@ -21,6 +21,7 @@ from callcov.billing.accounts import CLOSE_ACCOUNT_JOB
 from callcov.billing.metering import REPORT_USAGE_JOB
 from callcov.billing.stripe_webhook import STRIPE_EVENT_JOB
 from callcov.jobs import TASK_GROUPS
+from callcov.rescores.service import RESCORE_JOB, RETRANSCRIBE_JOB
 from callcov.state import state_of_app
 from callcov.webhooks.events import WEBHOOK_JOB
 from callcov.worker.wake import listen
@@ -58,6 +59,8 @@ class TestWiring:
             STRIPE_EVENT_JOB,
             REPORT_USAGE_JOB,
             CLOSE_ACCOUNT_JOB,
+            RESCORE_JOB,
+            RETRANSCRIBE_JOB,
         }
         runners = job_runners(app)
         assert runners.kinds == set(kinds)
@@ -68,15 +71,18 @@ class TestWiring:
         assert {name: runner.settings.concurrency for name, runner in runners.by_group.items()} == {
             "transcription": 3,
             "scoring": 3,
+            "rescoring": 3,
             "webhooks": 11,
             "billing": 3,
         }
         assert set(runners["transcription"].handlers) == {"analysis"}
         assert set(runners["scoring"].handlers) == {SCORE_JOB}
+        assert set(runners["rescoring"].handlers) == {RESCORE_JOB, RETRANSCRIBE_JOB}
         assert set(runners["webhooks"].handlers) == {WEBHOOK_JOB}
         assert set(runners["billing"].handlers) == {STRIPE_EVENT_JOB, REPORT_USAGE_JOB, CLOSE_ACCOUNT_JOB}
         assert all(
-            runner.on_give_up is not None for runner in runners.only("transcription", "scoring", "webhooks")
+            runner.on_give_up is not None
+            for runner in runners.only("transcription", "scoring", "rescoring", "webhooks")
         )
 
     async def test_the_analysis_stages_have_their_own_slots(self, app: FastAPI) -> None:

@@ -96,8 +96,11 @@ async def start(
     )
     session.add(rescore)
     await session.flush()
-    kind = RETRANSCRIBE_JOB if ask.retranscribe else RESCORE_JOB
-    job = queue.enqueue(session, kind, {"rescore_id": str(rescore.id)}, max_attempts=max_attempts)
+    payload = {"rescore_id": str(rescore.id)}
+    if ask.retranscribe:
+        job = queue.enqueue(session, RETRANSCRIBE_JOB, payload, max_attempts=max_attempts)
+    else:
+        job = queue.enqueue(session, RESCORE_JOB, payload, max_attempts=max_attempts)
     report = metering.record_retranscription(
         session, principal, rescore, metered, max_attempts=billing.job_max_attempts
     )
