@@ -32,6 +32,12 @@ async def test_operator_flow(tmp_path: Path) -> None:
     key = cli("create-api-key", email, "--mode", "test", env=env).stdout.strip()
     assert key.startswith("sk_test_") and api_key_checksum_ok(key)
     assert "deleted 0" in cli("prune", env=env).stdout
+    dry = cli("rescore", "--rubric", "default", "--account", email, "--mode", "test", "--dry-run", env=env)
+    assert dry.returncode == 0 and "dry run: 0 analyses selected for default@" in dry.stdout, dry.stderr
+    unknown = cli("rescore", "--rubric", "nope", "--account", email, env=env)
+    assert unknown.returncode == 2 and "Unknown rubric 'nope'" in unknown.stderr
+    empty = cli("rescore", "--rubric", "default", "--account", email, "--mode", "test", env=env)
+    assert empty.returncode == 0 and "0 analyses selected" in empty.stdout and "completed" in empty.stdout
     capped = cli("set-overage-cap", email, "12000", env=env)
     assert capped.returncode == 0 and "12000" in capped.stdout, capped.stderr
     assert cli("set-overage-cap", email, "-1", env=env).returncode == 2

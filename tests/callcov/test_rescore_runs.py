@@ -135,3 +135,22 @@ async def test_selection_filters_and_per_call_errors(
         await run_until(app, parse("--rubric", "nope", "--account", user_id, "--mode", "test"))
     with pytest.raises(bulk.RunRefused):
         await run_until(app, parse("--rubric", "default", "--account", "nobody@example.com"))
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_progress_is_a_bar_on_a_terminal_and_lines_in_logs() -> None:
+    run = RescoreRun(user_id=uuid.uuid4(), livemode=False, rubric_id="default", selected=4)
+    bar, log = Tty(), io.StringIO()
+    for out in (Progress(bar), Progress(log)):
+        out.update(run, 1, 1, 2)
+        out.update(run, 3, 1, 0)
+    assert bar.getvalue().startswith("\r[" + "#" * 15 + "." * 15 + "] 2/4 re-scored")
+    assert "\r[" + "#" * 30 + "] 4/4 re-scored (3 done, 1 failed, 0 in flight)" in bar.getvalue()
+    assert log.getvalue().splitlines() == [
+        f"rescore run {run.id}: 2/4 re-scored (1 done, 1 failed, 2 in flight)",
+        f"rescore run {run.id}: 4/4 re-scored (3 done, 1 failed, 0 in flight)",
+    ]

@@ -58,6 +58,8 @@ async def test_rescore_with_a_new_disclosure_adds_a_results_version(
     older = await completed(client, app, key)
     assert older["results"]["rubric"]["id"] == "default" and "fee_notice" not in missing(older)
     rid = (await create(client, key, await with_fee_notice(client, key))).json()["id"]
+    newer = await completed(client, app, key, rubric=rid)  # submitted with the new rubric
+    assert newer["results"]["rubric"] == {"id": rid, "version": "1"} and "fee_notice" in missing(newer)
     r = await rescore(client, key, older["id"], rubric=rid)
     assert r.status_code == 202, r.text
     body = r.json()

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,10 +46,14 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, dashboard = free_port(), free_port()
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0"}
     log = tmp_path_factory.mktemp("ray") / "start.log"
+    # Its own temp dir: the default one's ray_current_cluster would send a later `serve run` (or
+    # ray.init) on this machine to this cluster once it is gone.
+    temp_dir = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "ray"), "start", "--head", f"--port={port}", f"--dashboard-port={dashboard}",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"],
+             f"--temp-dir={temp_dir}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+             "--num-cpus=1", "--disable-usage-stats"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         assert proc.wait(timeout=120) == 0, log.read_text()
@@ -61,6 +67,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def ray_job(address: str, *args: str) -> subprocess.CompletedProcess[str]:
