@@ -47,6 +47,12 @@ ARGUED_ON = {
     ("POST /api/v1/rubrics/{rubric_ref}/versions", "ST202", "None"),
     ("POST /api/v1/rubrics/{rubric_ref}/versions", "ST202", "bad_request"),
     ("DELETE /api/v1/rubrics/{rubric_ref}", "ST202", "bad_request"),
+    # A re-scoring depends on the analysis' state (still processing, no transcript, audio deleted:
+    # 409), on which rubrics the account has and whether the analysis has a webhook URL (400
+    # validation_error), and on the plan's minutes for a retranscription (402).
+    ("POST /api/v1/analysis/{analysis_id}/rescore", "ST202", "conflict"),
+    ("POST /api/v1/analysis/{analysis_id}/rescore", "ST202", "validation_error"),
+    ("POST /api/v1/analysis/{analysis_id}/rescore", "ST202", "usage_limit_exceeded"),
 }
 CHECK = re.compile(r"- (ST\d+) ")
 CODE = re.compile(r'"code":"([a-z_]+)"')

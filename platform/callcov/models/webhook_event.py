@@ -20,7 +20,7 @@ class WebhookEvent(SQLModel, table=True):
     user_id: uuid.UUID = user_fk()
     livemode: bool
     analysis_id: uuid.UUID = Field(foreign_key="analyses.id", ondelete="CASCADE", index=True)
-    # analysis.completed | analysis.failed
+    # analysis.completed | analysis.failed | analysis.rescored (asked for by a re-scoring)
     event_type: str = Field(max_length=32)
     url: str = Field(max_length=2048)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
