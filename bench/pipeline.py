@@ -116,7 +116,8 @@ def start_service(env: dict[str, str], root: Path = ROOT) -> subprocess.Popen[by
     )
     for _ in range(300):
         try:
-            if httpx.get(f"http://127.0.0.1:{PORT}/llm/v1/models", timeout=2).status_code == 200:
+            # /health checks the database and the LLM (the /llm routes are the dispatcher's only).
+            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=2).status_code == 200:
                 return proc
         except httpx.TransportError:
             pass

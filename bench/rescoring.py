@@ -107,7 +107,8 @@ def start(env: dict[str, str], config: Path) -> Any:
     )
     for _ in range(600):
         try:
-            if httpx.get(f"http://127.0.0.1:{PORT}/llm/v1/models", timeout=2).status_code == 200:
+            # /health checks the database and the LLM (the /llm routes are the dispatcher's only).
+            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=2).status_code == 200:
                 return proc
         except httpx.TransportError:
             pass
