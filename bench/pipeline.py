@@ -194,6 +194,9 @@ def backlog_run(label: str, root: Path, calls: int, call: CallTruth) -> str:
     """``calls`` copies of ``call`` submitted at once to the service of ``root``; the throughput."""
     env = base_env(fresh_database())
     env["CALLCOV_WORKER__POLL_INTERVAL_S"] = "0.5"
+    # The database is migrated (and the key made) by the code of ``root``: an older checkout cannot
+    # run on a database at a newer migration.
+    env["PYTHONPATH"] = f"{root / 'platform'}:{root}"
     _, key = credentials(env, mode="test")
     proc = start_service(env, root)
     try:
