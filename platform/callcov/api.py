@@ -8,6 +8,7 @@ from callcov.analyses.audio_endpoints import router as analysis_audio_router
 from callcov.analyses.endpoints import calls_router
 from callcov.analyses.endpoints import router as analyses_router
 from callcov.analyses.webhook_endpoints import router as analysis_webhook_router
+from callcov.analytics.endpoints import router as analytics_router
 from callcov.api_keys.endpoints import router as api_keys_router
 from callcov.auth.endpoints import router as auth_router
 from callcov.billing.endpoints import router as billing_router
@@ -33,6 +34,7 @@ def build_api_router() -> APIRouter:
         billing_router,
         rubrics_router,
         rescores_router,
+        analytics_router,
     )
     for domain in domains:
         router.include_router(domain)

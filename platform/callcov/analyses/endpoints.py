@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -18,7 +18,10 @@ from callcov.errors import ErrorBody, Unauthorized
 from callcov.kit.pagination import Page, PageDep
 from callcov.kit.text import SafeStr
 from callcov.scoring.pii import POLICIES
+from callcov.scoring.verdicts import REQUIREMENTS
 from callcov.state import StateDep
+
+Requirement = Literal[REQUIREMENTS]  # type: ignore[valid-type]
 
 router = APIRouter(prefix="/analysis", tags=["analysis"], responses={401: Unauthorized.schema()})
 
@@ -37,6 +40,12 @@ async def list_analyses(
     ] = None,
     created_gte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
     created_lte: Annotated[int | None, Query(ge=0, le=2**33, description="Unix seconds.")] = None,
+    failed_check: Annotated[
+        Requirement | None,
+        Query(
+            description="Only calls that failed this compliance requirement (`results.compliance.*.verdict`)."
+        ),
+    ] = None,
 ) -> Page[AnalysisPublic]:
     filters = repository.AnalysisFilters(
         status=status or status_filter,
@@ -45,6 +54,7 @@ async def list_analyses(
         search=search,
         created_gte=created_gte,
         created_lte=created_lte,
+        failed_check=failed_check,
     )
     rows, total = await repository.list_page(session, principal, filters, page)
     return Page[AnalysisPublic].build([AnalysisPublic.of(row) for row in rows], total, page)

@@ -47,6 +47,7 @@ from callcov.rubrics import service as rubrics
 from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import Rubric, RubricInvalid, RubricNotFound
 from callcov.scoring.scorer import ScoringResult, score
+from callcov.scoring.verdicts import failed_checks
 from callcov.storage.objects import Storage
 from callcov.worker import queue
 from callcov.worker.runner import PermanentError, RetryableError, Settled, WorkerCrashed, payload_id
@@ -252,6 +253,7 @@ class AnalysisPipeline:
                     llm_model=scored.llm_model,
                     llm_status=scored.evaluation["llm"],
                     llm_reason=(scored.evaluation["reason"] or "")[:500] or None,
+                    failed_checks=failed_checks(scored.results),
                 )
             )
             if result.rowcount != 1:

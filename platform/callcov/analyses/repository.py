@@ -24,6 +24,7 @@ class AnalysisFilters:
     search: str | None = None
     created_gte: int | None = None
     created_lte: int | None = None
+    failed_check: str | None = None
 
 
 def scoped(principal: Principal) -> SelectOfScalar[Analysis]:
@@ -44,6 +45,8 @@ def _filtered(query: SelectOfScalar[Analysis], filters: AnalysisFilters) -> Sele
         query = query.where(
             or_(func.lower(Analysis.agent_id).like(pattern), func.lower(Analysis.contact_id).like(pattern))
         )
+    if filters.failed_check:
+        query = query.where(col(Analysis.failed_checks).contains(f",{filters.failed_check},"))
     if filters.created_gte is not None:
         query = query.where(Analysis.created_at >= datetime.fromtimestamp(filters.created_gte, UTC))
     if filters.created_lte is not None:

@@ -51,6 +51,9 @@ class Analysis(SQLModel, table=True):
     # (``results.evaluation``, kept in columns to count degraded analyses).
     llm_status: str | None = Field(default=None, max_length=16)
     llm_reason: str | None = Field(default=None, max_length=500)
+    # The compliance requirements the newest results failed, as ",a,b," (``scoring/verdicts.py``): the
+    # calls list's ``failed_check`` filter.
+    failed_checks: str = Field(default="", max_length=255)
     # Optional redaction (issue 13): the PII policies applied to the transcript (empty: PII not
     # redacted; card numbers, SSNs and accounts always are), whether a bleeped copy of the recording
     # was asked for, where it is kept, and when the original was deleted (CALLCOV_STORAGE__KEEP_ORIGINAL_AUDIO).

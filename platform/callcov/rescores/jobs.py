@@ -34,6 +34,7 @@ from callcov.rubrics import service as rubrics
 from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound
 from callcov.scoring.scorer import ScoringResult, score
+from callcov.scoring.verdicts import failed_checks
 from callcov.webhooks import events as outbox
 from callcov.worker import queue
 from callcov.worker.runner import PermanentError, RetryableError, Settled, payload_id
@@ -199,6 +200,7 @@ def _show(analysis: Analysis, rescore: Rescore, scored: ScoringResult, transcrip
     analysis.prompt_version, analysis.llm_model = scored.prompt_version, scored.llm_model
     analysis.llm_status = scored.evaluation["llm"]
     analysis.llm_reason = (scored.evaluation["reason"] or "")[:500] or None
+    analysis.failed_checks = failed_checks(scored.results)
     analysis.updated_at = now
     if transcript is not None:
         analysis.transcript, analysis.language = transcript.public(), transcript.language

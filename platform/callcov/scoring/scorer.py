@@ -23,6 +23,7 @@ from callcov.scoring.llm_checks import DISCLOSURE_KEY, JUDGEMENT_KEYS, LLMOutcom
 from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import Rubric, load_rubric
 from callcov.scoring.summary import rule_summary
+from callcov.scoring.verdicts import with_verdicts
 from callcov.scoring.view import CallView, build_view, make_check
 
 Level = Literal["compliance", "full"]
@@ -150,7 +151,7 @@ async def score(
     )
     results = {
         "rubric": rubric.ref,
-        "compliance": compliance,
+        "compliance": with_verdicts(compliance),  # pass/fail per requirement, once every check is final
         "quality": quality,
         "coaching": coaching,
         "summary": summary,

@@ -1,0 +1,1 @@
+"""Analytics over an account's analyses (issue 15): per-agent scorecards."""
