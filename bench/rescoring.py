@@ -6,9 +6,10 @@ machine's 2 cores, not more cores.
 
     python bench/rescoring.py [--calls 8] [--replicas 1 2]
 
-Each cell: a fresh database, ``--calls`` completed analyses of a one-minute call seeded with their
-stored transcript, then one ``POST /analysis/{id}/rescore`` each, at once; the wall time until the last
-rescore has completed. Writes its section of docs/benchmarks.md.
+Each cell: a fresh database, an account on the growth plan (the full analysis level: the LLM's
+checks run), ``--calls`` completed analyses of a one-minute call seeded with their stored transcript,
+then one ``POST /analysis/{id}/rescore`` each, at once; the wall time until the last rescore has
+completed. Writes its section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingress import base_env, credentials, fresh_database, write_section  # noqa: E402
+from ingress import PASSWORD, base_env, credentials, fresh_database, write_section  # noqa: E402
 from llm_cpu import one_minute_call  # noqa: E402
 from pipeline import PORT  # noqa: E402
 from sqlmodel import select  # noqa: E402
@@ -116,6 +117,17 @@ def start(env: dict[str, str], config: Path) -> Any:
     raise RuntimeError("service did not start: see bench/serve.log")
 
 
+def on_growth_plan(email: str) -> None:
+    """The full analysis level (the LLM's checks): a paid plan (the local ledger, no Stripe)."""
+    base = f"http://127.0.0.1:{PORT}/api/v1"
+    login = httpx.post(f"{base}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+    login.raise_for_status()
+    token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    httpx.post(
+        f"{base}/billing/subscription", json={"tier": "growth"}, headers=token, timeout=30
+    ).raise_for_status()
+
+
 def rescore_all(key: str, ids: list[str], timeout_s: float) -> tuple[float, dict[str, int]]:
     base, headers = f"http://127.0.0.1:{PORT}/api/v1", {"X-API-Key": key}
     started = time.perf_counter()
@@ -153,6 +165,7 @@ def cell(replicas: int, calls: int) -> tuple[str, float]:
     ids = asyncio.run(seed(env, email, calls))
     proc = start(env, config_for(replicas))
     try:
+        on_growth_plan(email)
         elapsed, llm = rescore_all(key, ids, timeout_s=3600)
     finally:
         os.killpg(proc.pid, signal.SIGINT)

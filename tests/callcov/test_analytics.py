@@ -100,3 +100,19 @@ async def test_verdicts_filter_and_agent_scorecards(
             await client.get("/api/v1/analysis?failed_check=identity_verification", headers=h(other))
         ).json()
         assert listed["total"] == 0
+
+
+async def test_a_jwt_acts_in_test_mode_with_the_mode_header(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    account = await signed_up()
+    key = await create_key(client, account, "test")
+    test_id = (await submit(client, key)).json()["id"]
+    live = (await client.get("/api/v1/analysis", headers=account.headers)).json()
+    assert live["total"] == 0  # a JWT acts in live mode
+    test = (await client.get("/api/v1/analysis", headers={**account.headers, "CallCov-Mode": "test"})).json()
+    assert [item["id"] for item in test["items"]] == [test_id] and test["items"][0]["livemode"] is False
+    r = await client.get("/api/v1/analysis", headers={**account.headers, "CallCov-Mode": "sandbox"})
+    assert r.status_code == 401 and "CallCov-Mode" in r.json()["error"]["message"]
+    both = {"X-API-Key": key, "CallCov-Mode": "live"}  # a key's own mode wins
+    assert (await client.get("/api/v1/analysis", headers=both)).json()["total"] == 1

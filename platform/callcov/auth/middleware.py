@@ -34,6 +34,8 @@ from callcov.errors import Unauthorized
 from callcov.state import state_of_app
 
 CALLER_KEY = "callcov.caller"
+MODE_HEADER = "callcov-mode"
+MODE_ERROR = "CallCov-Mode must be 'live' or 'test'"
 
 
 class Caller:
@@ -47,8 +49,13 @@ class Caller:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         with_tier: bool,
+        mode: str | None = None,
     ) -> None:
         self.credential = credential
+        # A JWT acts in live mode, or in test mode with ``CallCov-Mode: test`` (an API key's mode is
+        # the key's own; the header is ignored for keys).
+        self._livemode = mode in (None, "live")
+        self._mode_error = None if mode in (None, "live", "test") else Unauthorized(MODE_ERROR)
         self._auth = auth
         self._sessionmaker = sessionmaker
         self._with_tier = with_tier
@@ -93,10 +100,16 @@ class Caller:
             return Resolution(error=Unauthorized(self.credential.value))
         if self._jwt_error is not None:
             return Resolution(error=self._jwt_error)
+        if self.user_id is not None and self._mode_error is not None:
+            return Resolution(error=self._mode_error)
         async with self._sessionmaker() as session:
             if self.user_id is not None:
                 return await resolve_user(
-                    session, self.user_id, with_tier=self._with_tier, token_version=self._token_version
+                    session,
+                    self.user_id,
+                    with_tier=self._with_tier,
+                    token_version=self._token_version,
+                    livemode=self._livemode,
                 )
             resolution = await resolve_api_key(
                 session, self._auth, self.credential.value, with_tier=self._with_tier
@@ -120,11 +133,13 @@ class AuthenticationMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             state = state_of_app(scope["app"])
+            headers = Headers(scope=scope)
             caller = Caller(
-                read_credential(Headers(scope=scope)),
+                read_credential(headers),
                 state.settings.auth,
                 state.lookups,
                 with_tier=state.settings.ratelimit.enabled and bool(state.settings.ratelimit.plans),
+                mode=headers.get(MODE_HEADER),
             )
             scope.setdefault("state", {})[CALLER_KEY] = caller
         await self.app(scope, receive, send)

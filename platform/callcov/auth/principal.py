@@ -53,10 +53,16 @@ def _tier(row: Any, with_tier: bool) -> str | None:
 
 
 async def resolve_user(
-    session: AsyncSession, user_id: uuid.UUID, *, with_tier: bool, token_version: int = 0
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    with_tier: bool,
+    token_version: int = 0,
+    livemode: bool = True,
 ) -> Resolution:
-    """The user of a verified access token (one SELECT, joined to the plan when ``with_tier``). A
-    token issued before the user's last password or email change (an older version) is refused."""
+    """The user of a verified access token (one SELECT, joined to the plan when ``with_tier``), acting
+    in live mode unless ``livemode`` is False (the ``CallCov-Mode: test`` header). A token issued
+    before the user's last password or email change (an older version) is refused."""
     if with_tier:
         query = select(User, col(Subscription.tier)).outerjoin(
             Subscription, col(Subscription.user_id) == col(User.id)
@@ -65,10 +71,10 @@ async def resolve_user(
         user = row[0] if row is not None else None
     else:
         row = user = await session.get(User, user_id)
-    account, tier = (user_id, True), _tier(row, with_tier)
+    account, tier = (user_id, livemode), _tier(row, with_tier)
     if user is None or not user.is_active or user.token_version != token_version:
         return Resolution(error=Unauthorized("Could not validate credentials"), account=account, tier=tier)
-    return Resolution(Principal(user=user, via="jwt", livemode=True), account=account, tier=tier)
+    return Resolution(Principal(user=user, via="jwt", livemode=livemode), account=account, tier=tier)
 
 
 async def resolve_api_key(
