@@ -38,6 +38,7 @@ from callcov.api import API_PREFIX, build_api_router
 from callcov.auth.middleware import AuthenticationMiddleware
 from callcov.body_limit import BodyLimitMiddleware
 from callcov.config import Settings, get_settings
+from callcov.console.routes import router as console_router
 from callcov.db import create_engine, create_sessionmaker
 from callcov.dev_guard import loopback_guard
 from callcov.emails.sender import build_sender
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_webhook_docs(app)
     install_openapi(app)
     app.include_router(build_health_router(settings.inference))
+    app.include_router(console_router)
     if sink is not None:
         app.include_router(build_metrics_router(settings.metrics, sink))
     return app

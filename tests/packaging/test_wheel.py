@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +67,9 @@ def test_installed_wheel_scores_a_stored_transcript(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _run(uv, "build", "--wheel", "--quiet", "--out-dir", dist, ROOT, cwd=tmp_path)
     (wheel,) = dist.glob("callcov-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the review console ships as package data
+        names = set(archive.namelist())
+    assert {f"callcov/console/static/{f}" for f in ("index.html", "app.js", "app.css")} <= names
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
     _run(uv, "venv", "--quiet", "--python", "3.11", venv, cwd=tmp_path)
