@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "callcov"))
 from test_analytics import NAMELESS, Scripted  # noqa: E402
-from test_pipeline import TRANSCRIPT  # noqa: E402
+from test_pipeline import TRANSCRIPT, segment  # noqa: E402
 from test_submission import tone_wav  # noqa: E402
 
 from callcov.state import state_of_app  # noqa: E402
@@ -34,6 +34,15 @@ pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).parents[2]
 WIDTHS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 SERIOUS = ("serious", "critical")
+# The call without the agent's name, in which the customer reads a card number (redacted when stored).
+WITH_CARD = NAMELESS.model_copy(
+    update={
+        "segments": [
+            *NAMELESS.segments,
+            segment("customer", "My card is 4111 1111 1111 1111 thanks.", 10.0),
+        ]
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +93,16 @@ async def check_page(page: Any, name: str, shots: Path) -> None:
     await page.set_viewport_size(WIDTHS["laptop"])
 
 
+async def until(page: Any, expression: str, timeout_s: float = 30) -> None:
+    """Poll ``expression`` in the page until it is true (``wait_for_function`` would evaluate it
+    with ``new Function``, which the console's Content-Security-Policy refuses)."""
+    for _ in range(int(timeout_s * 10)):
+        if await page.evaluate(expression):
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"never true: {expression}")
+
+
 async def sign_in(page: Any, url: str, email: str, password: str) -> None:
     await page.goto(f"{url}/console")
     await page.get_by_label("Email").fill(email)
@@ -125,7 +144,7 @@ async def test_the_console_end_to_end(
     await upload(page, recording, "agent-7", "contact-1")
     await work(app, TRANSCRIPT)
     await upload(page, recording, "agent-7", "contact-2")
-    await work(app, NAMELESS)
+    await work(app, WITH_CARD)
     await page.reload()
     await page.get_by_role("heading", name="Calls (2)").wait_for()
     assert await page.get_by_text("Identity: pass").count() == 1
@@ -144,16 +163,28 @@ async def test_the_console_end_to_end(
     await page.get_by_role("link", name="contact-1").click()
     await page.get_by_role("heading", name="Scorecard").wait_for()
     call_id = page.url.split("#/calls/")[1]
-    await page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    await until(page, "document.querySelector('audio').readyState >= 1")
     quote = page.locator("button.quote", has_text="my name is John").first
     start = float(await quote.get_attribute("data-start"))
     await quote.click()
-    await page.wait_for_function("document.querySelector('audio').currentTime > 0")
+    await until(page, "document.querySelector('audio').currentTime > 0")
     current = await page.evaluate("document.querySelector('audio').currentTime")
     assert abs(current - start) <= 0.5, (current, start)
     assert await page.locator(".word.lit").count() >= 1
     assert await page.get_by_text("Not applicable:").count() >= 1  # a reason shown
     await check_page(page, "call", shots)
+
+    # The card number of the other call is shown as redacted.
+    await page.goto(f"{url}/console#/calls")
+    await page.get_by_role("link", name="contact-2").click()
+    await page.locator("mark.redacted", has_text="[CREDIT_CARD]").first.wait_for()
+    assert "4111" not in await page.locator("main").inner_text()
+
+    # An expired access token is refreshed silently.
+    await page.evaluate("sessionStorage.setItem('cc.access', 'expired')")
+    await page.reload()
+    await page.get_by_role("heading", name="Scorecard").wait_for()
+    assert await page.evaluate("sessionStorage.getItem('cc.access')") != "expired"
 
     # The agent's scorecard.
     await page.get_by_role("link", name="Agents").click()
@@ -177,6 +208,13 @@ async def test_the_console_end_to_end(
         await page.get_by_text("Revoked").wait_for()
         assert (await client.get("/api/v1/analysis", headers={"X-API-Key": key})).status_code == 401
     await page.get_by_text("minutes (free plan)").wait_for()
+    secret = page.locator("code.secret-value")
+    await page.get_by_role("button", name="Show").click()
+    shown = await secret.text_content()
+    assert shown and shown.startswith("whsec_")
+    await page.get_by_role("button", name="Rotate").click()
+    await until(page, "document.querySelector('code.secret-value').textContent.startsWith('whsec_')")
+    await until(page, f"document.querySelector('code.secret-value').textContent !== {shown!r}")
     await check_page(page, "settings", shots)
     call_url = f"{url}/console#/calls"
 

@@ -247,7 +247,7 @@ function callsTable(items) {
     { class: "scroll" },
     el(
       "table",
-      {},
+      { class: "stack" },
       el("thead", {}, el("tr", {}, ["Call", "Created", "Agent", "Duration", "Status", "Compliance"].map((h) => el("th", { scope: "col", text: h })))),
       el(
         "tbody",
@@ -256,12 +256,12 @@ function callsTable(items) {
           el(
             "tr",
             {},
-            el("td", {}, el("a", { href: `#/calls/${a.id}`, text: a.call.contact_id })),
-            el("td", { text: fmtTime(a.created) }),
-            el("td", { text: a.call.agent_id }),
-            el("td", { text: a.call.duration_seconds ? `${Math.round(a.call.duration_seconds)} s` : "–" }),
-            el("td", { text: a.status }),
-            el("td", {}, a.status === "completed" ? chips(a.results) : "–"),
+            el("td", { "data-label": "Call" }, el("a", { href: `#/calls/${a.id}`, text: a.call.contact_id })),
+            el("td", { "data-label": "Created", text: fmtTime(a.created) }),
+            el("td", { "data-label": "Agent", text: a.call.agent_id }),
+            el("td", { "data-label": "Duration", text: a.call.duration_seconds ? `${Math.round(a.call.duration_seconds)} s` : "–" }),
+            el("td", { "data-label": "Status", text: a.status }),
+            el("td", { "data-label": "Compliance" }, a.status === "completed" ? chips(a.results) : "–"),
           ),
         ),
       ),
