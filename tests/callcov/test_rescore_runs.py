@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SignUp, count, create_key
+from conftest import SignUp, count, create_key, wake_ups
 from fastapi import FastAPI
 from sqlalchemy import update
 from sqlmodel import select
@@ -154,3 +154,17 @@ async def test_progress_is_a_bar_on_a_terminal_and_lines_in_logs() -> None:
         f"rescore run {run.id}: 2/4 re-scored (1 done, 1 failed, 2 in flight)",
         f"rescore run {run.id}: 4/4 re-scored (3 done, 1 failed, 0 in flight)",
     ]
+
+
+async def test_a_run_wakes_the_dispatchers_rescoring_runner(
+    client: httpx.AsyncClient, app: FastAPI, signed_up: SignUp
+) -> None:
+    account, _, _ = await account_with_calls(client, app, signed_up, 1)
+    args = parse("--rubric", "default", "--account", account.email, "--mode", "test")
+    async with wake_ups(app) as read:
+        task = asyncio.create_task(bulk.drive(state_of_app(app).settings, args, Progress(io.StringIO())))
+        try:
+            assert await read(1) == ["analysis.rescore"]
+        finally:
+            task.cancel()
+    await runners(app).drain()

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from callcov.auth.principal import Principal
 from callcov.config import Settings, get_settings
-from callcov.db import create_engine, create_sessionmaker
+from callcov.db import create_engine, create_sessionmaker, run_after_commit
 from callcov.errors import AppError
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, RescoreRun, User
@@ -169,6 +169,7 @@ async def step(
             run.updated_at = utcnow()
             session.add(run)
             await session.commit()
+            await run_after_commit(session)  # wake the dispatcher's rescoring runner
         return run, await runs.counts(session, run.id)
 
 
