@@ -76,7 +76,7 @@ async def test_a_run_stopped_halfway_resumes_and_rescores_each_once(
     rid = (await create(client, key, await with_fee_notice(client, key))).json()["id"]
     base = ("--rubric", f"{rid}@1", "--account", account.email, "--mode", "test", "--concurrency", "2")
     text, _ = await run_until(app, parse(*base, "--dry-run"))
-    assert text.startswith("dry run: 8 analyses selected") and await count(app, RescoreRun) == 0
+    assert text.startswith("dry run: 8 analyses selected") and await count(app, RescoreRun, rubric_id=rid) == 0
     before = await count(app, Rescore, status="completed")
     text, run_id = await run_until(app, parse(*base), stop_after=before + 3)
     assert run_id is not None

@@ -120,7 +120,7 @@ async def upload(page: Any, path: Path, agent: str, contact: str) -> None:
 
 
 async def work(app: FastAPI, transcript: Any) -> None:
-    runners = job_runners(app, Scripted([transcript]), worker={"concurrency": 1})
+    runners = job_runners(app, Scripted(transcript), worker={"concurrency": 1})
     await runners.only("transcription", "scoring").drain()
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SignUp, count, create_key, free_port, server_env
+from conftest import SignUp, create_key, free_port, server_env
 from fastapi import FastAPI
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from callcov.models import AnalysisResult, Rescore, RescoreRun
 from callcov.state import state_of_app
@@ -38,13 +39,16 @@ pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
 CALLS = 32
+# Loopback only, as callcov-serve runs it: no token auth (a token file in ~/.ray would otherwise turn
+# it on for the head and not for the CLI).
+RAY_ENV = {"PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A local Ray head (its own process group, stopped with it); yields the job server's address."""
     port, dashboard = free_port(), free_port()
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **RAY_ENV}
     log = tmp_path_factory.mktemp("ray") / "start.log"
     # Its own temp dir: the default one's ray_current_cluster would send a later `serve run` (or
     # ray.init) on this machine to this cluster once it is gone.
@@ -71,7 +75,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def ray_job(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ADDRESS": address}
+    env = {**os.environ, **RAY_ENV, "RAY_ADDRESS": address}
     return subprocess.run(
         [str(BIN / "ray"), "job", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
     )
@@ -136,8 +140,16 @@ async def test_ray_job_stopped_halfway_and_resubmitted_rescores_each_once(
     )
     submit_job(ray_head, first, env, *args)
 
-    async def halfway() -> bool:
-        return await count(app, Rescore, status="completed") >= CALLS // 2
+    mine = [uuid.UUID(i) for i in ids]
+
+    async def halfway() -> bool:  # this run's rescores only: the database is the session's
+        async with state_of_app(app).sessionmaker() as session:
+            done = await session.exec(
+                select(func.count())
+                .select_from(Rescore)
+                .where(Rescore.status == "completed", col(Rescore.analysis_id).in_(mine))
+            )
+            return int(done.one()) >= CALLS // 2
 
     await work_until(app, halfway)
     stopped = await asyncio.to_thread(ray_job, ray_head, "stop", first)
