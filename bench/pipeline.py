@@ -102,12 +102,16 @@ def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return min(times)
 
 
-def start_service(env: dict[str, str], root: Path = ROOT) -> subprocess.Popen[bytes]:
-    """``callcov-serve`` of the checkout at ``root`` (its modules first on the path)."""
+def start_service(
+    env: dict[str, str], root: Path = ROOT, config: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``callcov-serve`` of the checkout at ``root`` (its modules first on the path), with ``config``
+    (default: the checkout's serve.local.yaml)."""
     log = open(ROOT / "bench" / "serve.log", "w")  # noqa: SIM115
     env = {**env, "PYTHONPATH": f"{root / 'platform'}:{root}"}
+    extra = ["--config", str(config)] if config is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deployments.run", "--port", str(PORT)],
+        [sys.executable, "-m", "deployments.run", "--port", str(PORT), *extra],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingress import PASSWORD, base_env, credentials, fresh_database, write_section  # noqa: E402
 from llm_cpu import one_minute_call  # noqa: E402
-from pipeline import PORT  # noqa: E402
+from pipeline import PORT, start_service  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from callcov.config import Settings  # noqa: E402
@@ -94,29 +93,6 @@ async def seed(env: dict[str, str], email: str, calls: int) -> list[str]:
         await engine.dispose()
 
 
-def start(env: dict[str, str], config: Path) -> Any:
-    import subprocess
-
-    log = open(ROOT / "bench" / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deployments.run", "--config", str(config), "--port", str(PORT)],
-        env={**env, "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        cwd=ROOT,
-    )
-    for _ in range(600):
-        try:
-            # /health checks the database and the LLM (the /llm routes are the dispatcher's only).
-            if httpx.get(f"http://127.0.0.1:{PORT}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("service did not start: see bench/serve.log")
-
-
 def on_growth_plan(email: str) -> None:
     """The full analysis level (the LLM's checks): a paid plan (the local ledger, no Stripe)."""
     base = f"http://127.0.0.1:{PORT}/api/v1"
@@ -163,7 +139,7 @@ def cell(replicas: int, calls: int) -> tuple[str, float]:
     env["CALLCOV_WORKER__POLL_INTERVAL_S"] = "0.5"
     email, key = credentials(env, mode="test")
     ids = asyncio.run(seed(env, email, calls))
-    proc = start(env, config_for(replicas))
+    proc = start_service(env, config=config_for(replicas))
     try:
         on_growth_plan(email)
         elapsed, llm = rescore_all(key, ids, timeout_s=3600)

@@ -45,7 +45,7 @@ from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job
 from callcov.rubrics import service as rubrics
 from callcov.scoring.redaction import redact_transcript
-from callcov.scoring.rubric import Rubric, RubricInvalid, RubricNotFound
+from callcov.scoring.rubric import RubricInvalid, RubricNotFound
 from callcov.scoring.scorer import ScoringResult, score
 from callcov.scoring.verdicts import failed_checks
 from callcov.storage.objects import Storage
@@ -89,6 +89,33 @@ def decode_limit(analysis: Analysis, max_duration_s: float | None) -> float | No
     if analysis.duration_ms is not None:
         return decode_limit_s(analysis.duration_ms / 1000)
     return decode_limit_s(max_duration_s) if max_duration_s is not None else None
+
+
+async def score_recorded(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    llm: LLMClient | None,
+    transcript: Transcript,
+    *,
+    scope: tuple[uuid.UUID, bool],
+    rubric: tuple[str, str | None],
+    call_direction: str | None,
+    analysis_level: str,
+) -> ScoringResult:
+    """Score ``transcript`` with the rubric a call recorded (a built-in file, or the account's stored
+    version) at its analysis level. An LLM outage is the runner's ``RetryableError``; a rubric that is
+    gone raises ``RubricNotFound`` / ``RubricInvalid`` for the caller to fail its own record."""
+    async with sessionmaker() as session:
+        loaded = await rubrics.load_for_scoring(session, scope, *rubric)
+    try:
+        return await score(
+            transcript,
+            rubric=loaded,
+            llm=llm,
+            call_direction=call_direction,
+            level="compliance" if analysis_level == "compliance" else "full",
+        )
+    except InferenceError as exc:
+        raise RetryableError(str(exc)) from exc
 
 
 @dataclass
@@ -208,28 +235,21 @@ class AnalysisPipeline:
             Transcript.model_validate(job.payload["transcript"]), analysis.redact_pii_policies
         )
         try:
-            rubric = await self._rubric(analysis)
-            scored = await score(
+            scope = (analysis.user_id, analysis.livemode)
+            scored = await score_recorded(
+                self.sessionmaker,
+                self.inference.llm,
                 transcript,
-                rubric=rubric,
-                llm=self.inference.llm,
+                scope=scope,
+                rubric=(analysis.rubric_id, analysis.rubric_version),
                 call_direction=analysis.call_direction,
-                level="compliance" if analysis.analysis_level == "compliance" else "full",
+                analysis_level=analysis.analysis_level,
             )
-        except InferenceError as exc:
-            raise RetryableError(str(exc)) from exc
         except (RubricNotFound, RubricInvalid) as exc:
             await self.fail(analysis.id, f"The scoring rubric '{analysis.rubric_id}' is not available.")
             raise PermanentError(f"{analysis.id}: {exc}") from exc
         elapsed_ms = int(job.payload.get("transcription_ms", 0)) + round((time.monotonic() - started) * 1000)
         await self._complete(analysis.id, transcript, scored, elapsed_ms)
-
-    async def _rubric(self, analysis: Analysis) -> Rubric:
-        """The rubric the analysis recorded: a built-in file, or the account's stored version."""
-        async with self.sessionmaker() as session:
-            return await rubrics.load_for_scoring(
-                session, (analysis.user_id, analysis.livemode), analysis.rubric_id, analysis.rubric_version
-            )
 
     async def _complete(
         self, analysis_id: uuid.UUID, transcript: Transcript, scored: ScoringResult, elapsed_ms: int

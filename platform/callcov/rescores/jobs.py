@@ -21,23 +21,22 @@ from callcov.analyses.pipeline import (
     UNDECODABLE,
     Inference,
     decode_limit,
+    score_recorded,
     transcribe_recording,
 )
 from callcov.billing import refunds
-from callcov.inference.ports import InferenceError
 from callcov.inference.transcript import Transcript
 from callcov.kit.time import utcnow
 from callcov.models import Analysis, Job, Rescore
 from callcov.rescores import results
 from callcov.rescores.service import RESCORE_JOB
-from callcov.rubrics import service as rubrics
 from callcov.scoring.redaction import redact_transcript
 from callcov.scoring.rubric import RubricInvalid, RubricNotFound
-from callcov.scoring.scorer import ScoringResult, score
+from callcov.scoring.scorer import ScoringResult
 from callcov.scoring.verdicts import failed_checks
 from callcov.webhooks import events as outbox
 from callcov.worker import queue
-from callcov.worker.runner import PermanentError, RetryableError, Settled, payload_id
+from callcov.worker.runner import PermanentError, Settled, payload_id
 
 logger = logging.getLogger("callcov.rescores")
 
@@ -117,19 +116,15 @@ class Rescorer:
         transcript, new = self._transcript(job, analysis)
         transcript = redact_transcript(transcript, analysis.redact_pii_policies)
         try:
-            async with self.sessionmaker() as session:
-                rubric = await rubrics.load_for_scoring(
-                    session, (rescore.user_id, rescore.livemode), rescore.rubric_id, rescore.rubric_version
-                )
-            scored = await score(
+            scored = await score_recorded(
+                self.sessionmaker,
+                self.inference.llm,
                 transcript,
-                rubric=rubric,
-                llm=self.inference.llm,
+                scope=(rescore.user_id, rescore.livemode),
+                rubric=(rescore.rubric_id, rescore.rubric_version),
                 call_direction=analysis.call_direction,
-                level="compliance" if rescore.analysis_level == "compliance" else "full",
+                analysis_level=rescore.analysis_level,
             )
-        except InferenceError as exc:
-            raise RetryableError(str(exc)) from exc
         except (RubricNotFound, RubricInvalid) as exc:
             await self.fail(rescore.id, f"The scoring rubric '{rescore.rubric_id}' is not available.")
             raise PermanentError(f"rescore {rescore.id}: {exc}") from exc

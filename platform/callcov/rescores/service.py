@@ -82,18 +82,7 @@ async def start(
     refuse_unless_rescorable(analysis, ask)
     minutes = (analysis.duration_ms or 0) / 60000 if ask.retranscribe else 0.0
     metered = await metering.check_rescore(session, principal, minutes, billing)
-    rescore = Rescore(
-        user_id=principal.account_id,
-        livemode=principal.livemode,
-        analysis_id=analysis.id,
-        run_id=run_id,  # type: ignore[arg-type]
-        rubric_id=ask.rubric_id,
-        rubric_version=ask.rubric_version,
-        analysis_level=metered.level,
-        retranscribe=ask.retranscribe,
-        webhook=ask.webhook,
-        minutes=minutes,
-    )
+    rescore = _row(principal, analysis, ask, run_id, analysis_level=metered.level, minutes=minutes)
     session.add(rescore)
     await session.flush()
     payload = {"rescore_id": str(rescore.id)}
@@ -108,8 +97,7 @@ async def start(
     return rescore
 
 
-def refused(principal: Principal, analysis: Analysis, ask: Ask, run_id: object, message: str) -> Rescore:
-    """A run's rescore that could not start (its reason kept as the per-call error)."""
+def _row(principal: Principal, analysis: Analysis, ask: Ask, run_id: object, **fields: object) -> Rescore:
     return Rescore(
         user_id=principal.account_id,
         livemode=principal.livemode,
@@ -119,7 +107,12 @@ def refused(principal: Principal, analysis: Analysis, ask: Ask, run_id: object, 
         rubric_version=ask.rubric_version,
         retranscribe=ask.retranscribe,
         webhook=ask.webhook,
-        status="failed",
-        error_message=message[:2000],
-        completed_at=utcnow(),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def refused(principal: Principal, analysis: Analysis, ask: Ask, run_id: object, message: str) -> Rescore:
+    """A run's rescore that could not start (its reason kept as the per-call error)."""
+    return _row(
+        principal, analysis, ask, run_id, status="failed", error_message=message[:2000], completed_at=utcnow()
     )

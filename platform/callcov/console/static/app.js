@@ -41,6 +41,10 @@ function field(label, input) {
 function fmtTime(unix) {
   return unix ? new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "–";
 }
+// A date field's day as Unix seconds: its first second, or its last (``end``); "" when empty.
+function day(date, end) {
+  return date ? Math.floor(Date.parse(`${date}T00:00:00Z`) / 1000) + (end ? 86399 : 0) : "";
+}
 function fmtRate(rate) {
   return rate === null || rate === undefined ? "–" : `${Math.round(rate * 100)}%`;
 }
@@ -223,7 +227,6 @@ async function callsPage(params) {
     location.hash = `#/calls${query(data)}`;
   }
   const list = el("section", { "aria-labelledby": "calls-h" }, el("h2", { id: "calls-h", text: "Calls" }), el("p", { text: "Loading…" }));
-  const day = (d, end) => (d ? Math.floor(Date.parse(`${d}T00:00:00Z`) / 1000) + (end ? 86399 : 0) : "");
   async function load() {
     try {
       const page = await api(
@@ -444,7 +447,6 @@ function periodForm(params, base) {
   return form;
 }
 function periodQuery(params) {
-  const day = (d, end) => (d ? Math.floor(Date.parse(`${d}T00:00:00Z`) / 1000) + (end ? 86399 : 0) : "");
   return { created_gte: day(params.get("from"), false), created_lte: day(params.get("to"), true), bucket: params.get("bucket") || "week" };
 }
 async function agentsPage(params) {
