@@ -29,9 +29,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingress import PASSWORD, base_env, credentials, fresh_database, write_section  # noqa: E402
+from ingress import base_env, credentials, fresh_database, write_section  # noqa: E402
 from llm_cpu import one_minute_call  # noqa: E402
-from pipeline import PORT, start_service  # noqa: E402
+from pipeline import PORT, on_growth_plan, start_service  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from callcov.config import Settings  # noqa: E402
@@ -91,17 +91,6 @@ async def seed(env: dict[str, str], email: str, calls: int) -> list[str]:
             return [str(row.id) for row in rows]
     finally:
         await engine.dispose()
-
-
-def on_growth_plan(email: str) -> None:
-    """The full analysis level (the LLM's checks): a paid plan (the local ledger, no Stripe)."""
-    base = f"http://127.0.0.1:{PORT}/api/v1"
-    login = httpx.post(f"{base}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
-    login.raise_for_status()
-    token = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    httpx.post(
-        f"{base}/billing/subscription", json={"tier": "growth"}, headers=token, timeout=30
-    ).raise_for_status()
 
 
 def rescore_all(key: str, ids: list[str], timeout_s: float) -> tuple[float, dict[str, int]]:
