@@ -5,7 +5,7 @@ structure and evidence validity of the LLM results (never the small model's judg
 
 The CPU LLM needs about a minute per call on 2 cores, so the default run scores one call with it and the
 others with the rules alone (the "LLM not configured" path); ``CALLCOV_FULL_MODEL_SUITE=1`` scores all
-six calls with the LLM (about 7 minutes; the pre-release check in the README)."""
+six calls with the LLM (5-7 minutes; the pre-release check in the README)."""
 
 from __future__ import annotations
 
