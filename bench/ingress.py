@@ -12,6 +12,7 @@ Needs PostgreSQL and Redis (scripts/services.sh) and wrk (apt-get install wrk).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -55,8 +56,10 @@ VARIANTS: dict[str, tuple[dict[str, str], str] | None] = {
 }
 
 
+@functools.cache
 def api_only_config() -> Path:
-    """configs/serve.local.yaml with the ``api`` application alone (and no LLM check in /health)."""
+    """configs/serve.local.yaml with the ``api`` application alone (and no LLM check in /health),
+    written once per run."""
     config = yaml.safe_load((ROOT / "configs" / "serve.local.yaml").read_text())
     config["applications"] = [app for app in config["applications"] if app["name"] == "api"]
     config["applications"][0]["args"].pop("llm_model", None)
@@ -265,17 +268,9 @@ def measure_variant(
 
 
 def median(results: list[Result]) -> Result:
-    """The round with the median req/s (its latencies with it), and the errors of every round."""
-    ranked = sorted(results, key=lambda r: r.rps)
-    middle = ranked[len(ranked) // 2]
-    return Result(
-        middle.rps,
-        middle.p50_ms,
-        middle.p99_ms,
-        sum(r.errors for r in results),
-        middle.cpu_ms,
-        middle.busy_pct,
-    )
+    """The round with the median req/s (its latencies and CPU with it), and the errors of every round."""
+    middle = sorted(results, key=lambda r: r.rps)[len(results) // 2]
+    return replace(middle, errors=sum(r.errors for r in results))
 
 
 def measure(
